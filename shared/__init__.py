@@ -1,0 +1,1 @@
+"""Code shared by the auth service, the todo WebSocket service and the gateway."""

@@ -1,0 +1,98 @@
+"""Tortoise ORM set-up shared by the two services that own a database.
+
+`open_database` applies pending migrations, then opens the connection pool; `close_database`
+closes it. On PostgreSQL the migration step holds an advisory lock, so replicas starting
+together migrate once and the others wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.migrations.api import migrate
+
+logger = logging.getLogger("shared.database")
+
+# WAL lets readers run beside the one writer; NORMAL syncs at checkpoints, which keeps
+# every committed write across a process crash (not across power loss: use
+# `?synchronous=FULL` in the URL for that). busy_timeout waits out a concurrent writer.
+SQLITE_DEFAULT_PRAGMAS = {"journal_mode": "WAL", "synchronous": "NORMAL", "busy_timeout": 5000}
+
+
+def tortoise_config(db_url: str, app_label: str, pool_size: int = 10) -> dict[str, Any]:
+    """Config for one app whose models live in `<app_label>.models`."""
+    connection = expand_db_url(db_url)
+    credentials = connection["credentials"]
+    if connection["engine"].endswith("sqlite"):
+        for pragma, value in SQLITE_DEFAULT_PRAGMAS.items():
+            credentials.setdefault(pragma, value)
+        Path(credentials["file_path"]).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        credentials.setdefault("minsize", 1)
+        credentials.setdefault("maxsize", pool_size)
+    return {
+        "connections": {"default": connection},
+        "apps": {
+            app_label: {
+                "models": [f"{app_label}.models"],
+                "migrations": f"{app_label}.migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _is_postgres(config: dict[str, Any]) -> bool:
+    return "asyncpg" in config["connections"]["default"]["engine"]
+
+
+async def _migrate_under_lock(config: dict[str, Any], app_label: str) -> None:
+    if not _is_postgres(config):
+        await migrate(config=config)
+        return
+    import asyncpg
+
+    creds = config["connections"]["default"]["credentials"]
+    lock_key = zlib.crc32(f"migrate:{app_label}".encode())
+    conn = await asyncpg.connect(
+        host=creds.get("host"),
+        port=creds.get("port"),
+        user=creds.get("user"),
+        password=creds.get("password"),
+        database=creds.get("database"),
+    )
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+        try:
+            await migrate(config=config)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    finally:
+        await conn.close()
+
+
+async def open_database(config: dict[str, Any]) -> None:
+    """Migrate to the latest schema, then open the pool for this process."""
+    app_label = next(iter(config["apps"]))
+    await _migrate_under_lock(config, app_label)
+    await Tortoise.close_connections()
+    # Sanic's request tasks don't inherit Tortoise's context variable: use the global one.
+    await Tortoise.init(config=config, _enable_global_fallback=True)
+    logger.info("database ready", extra={"app": app_label})
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+async def ping_database() -> str:
+    """Readiness check: a trivial query on the default connection."""
+    await connections.get("default").execute_query("SELECT 1")
+    return "ok"

@@ -1,0 +1,141 @@
+"""Typed settings, read from the environment once at start-up.
+
+Each service builds its own settings object with `load_settings(SomeSettings)`; a bad
+value stops the process with one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import ConfigurationError
+
+MIN_SECRET_BYTES = 32
+
+
+def validate_db_url(url: str) -> str:
+    """Reject a database URL Tortoise could not use, at start-up rather than first query."""
+    try:
+        expand_db_url(url)
+    except (ConfigurationError, ValueError, KeyError) as exc:
+        raise ValueError(f"not a usable database URL ({exc})") from None
+    return url
+
+
+def split_urls(value: object) -> list[str]:
+    """Turn `a,b , c` into ['a', 'b', 'c'] (upstream lists come comma-separated)."""
+    if isinstance(value, str):
+        return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [str(part).rstrip("/") for part in value]
+    raise ValueError("expected a comma-separated list of URLs")
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # How many proxies in front of us may set X-Forwarded-For; 1 behind the gateway.
+    proxies_count: int = Field(default=0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class JwtSettings(ServiceSettings):
+    """The JWT rules shared by the auth service (issuer) and the todo service (verifier)."""
+
+    jwt_secret: SecretStr
+    jwt_issuer: str = "todo-auth"
+    jwt_audience: str = "todo-api"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_is_strong(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+
+class AuthSettings(JwtSettings):
+    auth_db_url: str = "sqlite://data/auth.sqlite3"
+    access_token_ttl: int = Field(default=900, gt=0)
+    refresh_token_ttl: int = Field(default=1_209_600, gt=0)
+    login_max_failures: int = Field(default=10, gt=0)
+    login_failure_window: int = Field(default=300, gt=0)
+    db_pool_size: int = Field(default=10, gt=0)
+
+    @field_validator("auth_db_url")
+    @classmethod
+    def _usable_db_url(cls, value: str) -> str:
+        return validate_db_url(value)
+
+
+class TodoSettings(JwtSettings):
+    todo_db_url: str = "sqlite://data/todo.sqlite3"
+    redis_url: str | None = None
+    ws_rate_limit: float = Field(default=30.0, ge=0)
+    ws_rate_burst: int = Field(default=60, gt=0)
+    ws_max_message: int = Field(default=65_536, gt=0)
+    ws_ping_interval: float = Field(default=20.0, gt=0)
+    db_pool_size: int = Field(default=10, gt=0)
+
+    @field_validator("todo_db_url")
+    @classmethod
+    def _usable_db_url(cls, value: str) -> str:
+        return validate_db_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+
+class GatewaySettings(ServiceSettings):
+    auth_upstreams: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8001"]
+    todo_upstreams: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8002"]
+    gateway_max_body: int = Field(default=1_048_576, gt=0)
+    gateway_connect_timeout: float = Field(default=3.0, gt=0)
+    gateway_read_timeout: float = Field(default=30.0, gt=0)
+    gateway_health_interval: float = Field(default=5.0, gt=0)
+
+    @field_validator("auth_upstreams", "todo_upstreams", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> list[str]:
+        return split_urls(value)
+
+    @field_validator("auth_upstreams", "todo_upstreams")
+    @classmethod
+    def _non_empty_http(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one upstream URL")
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]).upper() or "settings"
+        problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Read `cls` from the environment, or exit with one line naming each bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        print(f"configuration error: {format_validation_error(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
