@@ -18,7 +18,8 @@ from sanic.logging.formatter import JSONAccessFormatter
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _SECRET_IN_TEXT = re.compile(
-    r"(?i)((?:access_|refresh_)?token|password|secret|authorization)([=:]\s*)[^&\s\"',]+"
+    r"(?i)((?:access_|refresh_)?token|password|secret|authorization)"
+    r"(\"?\s*[=:]\s*\"?)(?:bearer\s+)?[^&\s\"',]+"
 )
 REDACTED = "[redacted]"
 
