@@ -1,0 +1,52 @@
+"""`create_app`: the auth service's Sanic app, also usable as `sanic ... --factory`."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Sanic
+from sanic_ext import openapi
+
+from auth_service import schemas
+from auth_service.api_docs import configure_openapi, json_content
+from auth_service.context import AuthContext
+from auth_service.db import database_config
+from auth_service.routes import bp as auth_routes
+from shared.app import new_service_app
+from shared.database import close_database, open_database, ping_database
+from shared.health import health_blueprint
+from shared.settings import AuthSettings, load_settings
+
+SERVICE_NAME = "auth_service"
+
+
+def documented_health(bp: Blueprint) -> Blueprint:
+    """Describe `/healthz` and `/readyz` in the OpenAPI document too."""
+    for route in bp._future_routes:
+        openapi.operation(route.uri.strip("/"))(route.handler)
+        openapi.response(200, json_content(schemas.HealthStatus), "Alive / ready")(route.handler)
+        if route.uri.endswith("readyz"):
+            openapi.response(503, json_content(schemas.HealthStatus), "A dependency is down")(
+                route.handler
+            )
+    return bp
+
+
+def create_app(settings: AuthSettings | None = None) -> Sanic:
+    """The auth service; with no `settings`, reads them from the environment (or exits)."""
+    settings = settings or load_settings(AuthSettings)
+    app = new_service_app(SERVICE_NAME, settings)
+    configure_openapi(app)
+    app.blueprint(auth_routes)
+    app.blueprint(documented_health(health_blueprint({"database": ping_database})))
+
+    @app.before_server_start
+    async def open_resources(app: Sanic) -> None:
+        app.ctx.auth = AuthContext.build(settings)
+        await open_database(database_config(settings))
+        await app.ctx.auth.passwords.warm_up()
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic) -> None:
+        await close_database()
+        app.ctx.auth.passwords.close()
+
+    return app

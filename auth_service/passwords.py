@@ -1,0 +1,68 @@
+"""Password hashing: argon2id with OWASP's parameters, always off the event loop.
+
+An argon2 hash takes tens of milliseconds of CPU; run on the loop, one login would stall
+every other request of the process. `PasswordHasher` runs each hash in a small thread pool
+(argon2-cffi releases the GIL), whose size also bounds the memory argon2 uses at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from passlib.context import CryptContext
+
+# OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+password_context = CryptContext(
+    schemes=["argon2"],
+    argon2__type="ID",
+    argon2__memory_cost=19_456,
+    argon2__time_cost=2,
+    argon2__parallelism=1,
+)
+
+T = TypeVar("T")
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords in worker threads."""
+
+    def __init__(self, max_threads: int | None = None) -> None:
+        threads = max_threads or min(4, os.cpu_count() or 2)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="argon2")
+        self._dummy_hash: str | None = None
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+
+    async def hash(self, password: str) -> str:
+        """The argon2id hash of `password`."""
+        return str(await self._run(password_context.hash, password))
+
+    async def verify(self, password: str, password_hash: str | None) -> tuple[bool, str | None]:
+        """Check `password`; returns (ok, new hash if the stored one uses old parameters).
+
+        With no stored hash (unknown user) it verifies against a dummy hash anyway, so the
+        answer takes as long as for a wrong password.
+        """
+        if password_hash is None:
+            await self._run(password_context.verify, password, await self._dummy())
+            return False, None
+        ok, new_hash = await self._run(password_context.verify_and_update, password, password_hash)
+        return bool(ok), new_hash
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    async def warm_up(self) -> None:
+        """Compute the dummy hash now, so the first unknown-user login isn't slower."""
+        await self._dummy()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
