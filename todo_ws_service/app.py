@@ -1,0 +1,99 @@
+"""The todo WebSocket service: `create_app()` builds it (`sanic todo_ws_service.app:create_app
+--factory` works too).
+
+Routes: `GET /ws_ep/ws?token=...` (the WebSocket), `/healthz`, `/readyz` (also under
+`/ws_ep/`, as seen through the gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sanic import Request, Sanic
+from sanic.server.websockets.impl import WebsocketImplProtocol
+
+from shared.app import new_service_app
+from shared.database import close_database, open_database, ping_database, tortoise_config
+from shared.health import health_blueprint
+from shared.settings import TodoSettings, load_settings
+from shared.tokens import AccessTokenCodec
+from todo_ws_service.auth import AuthFailed, authenticate
+from todo_ws_service.connection import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    Connection,
+    Limits,
+    error_frame,
+)
+from todo_ws_service.fanout import Hub, create_hub
+from todo_ws_service.store import TodoStore
+
+SERVICE = "todo_ws_service"
+logger = logging.getLogger(f"{SERVICE}.app")
+
+
+def create_app(settings: TodoSettings | None = None) -> Sanic:
+    """The service's app, configured from `settings` (default: the environment)."""
+    settings = settings or load_settings(TodoSettings)
+    app = new_service_app(SERVICE, settings)
+    # Frames over the limit make the websockets protocol fail the connection with 1009.
+    app.config.WEBSOCKET_MAX_SIZE = settings.ws_max_message
+    app.config.WEBSOCKET_PING_INTERVAL = settings.ws_ping_interval
+    app.config.WEBSOCKET_PING_TIMEOUT = settings.ws_ping_interval
+
+    codec = AccessTokenCodec(settings)
+    limits = Limits(settings.ws_rate_limit, settings.ws_rate_burst)
+    hub = create_hub(settings.redis_url)
+    app.ctx.hub = hub
+    app.ctx.shutting_down = False
+
+    async def hub_check() -> str:
+        return await hub.check()
+
+    checks = {"database": ping_database, "fanout": hub_check}
+    app.blueprint(health_blueprint(checks))
+    app.blueprint(health_blueprint(checks, prefix="/ws_ep"))
+
+    async def todo_socket(request: Request, ws: WebsocketImplProtocol) -> None:
+        # The handshake is always accepted; a bad token gets an error message and 1008.
+        try:
+            user = authenticate(codec, request.args.get("token"))
+        except AuthFailed as exc:
+            await ws.send(error_frame("auth_failed", str(exc)))
+            await ws.close(CLOSE_POLICY, "authentication failed")
+            return
+        if app.ctx.shutting_down:
+            await ws.close(CLOSE_GOING_AWAY, "server shutting down")
+            return
+        await Connection(ws, user, app.ctx.store, hub, limits).serve()
+
+    app.add_websocket_route(todo_socket, "/ws_ep/ws")
+
+    @app.before_server_start
+    async def open_resources(app: Sanic) -> None:
+        await open_database(tortoise_config(settings.todo_db_url, SERVICE, settings.db_pool_size))
+        app.ctx.store = TodoStore()
+        await hub.start()
+
+    # Registered after the WebSocket route: shutdown listeners run in reverse order, so
+    # this drains the sockets before Sanic cancels their handlers.
+    @app.before_server_stop
+    async def close_sockets(app: Sanic) -> None:
+        app.ctx.shutting_down = True
+        await drain(hub)
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic) -> None:
+        await hub.close()
+        await close_database()
+
+    return app
+
+
+async def drain(hub: Hub) -> None:
+    """Let every socket finish the message in hand, then close it with 1001 (going away)."""
+    sockets = [s for s in hub.subscribers() if isinstance(s, Connection)]
+    if sockets:
+        logger.info("closing %d sockets for shutdown", len(sockets))
+        await asyncio.gather(*(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in sockets))

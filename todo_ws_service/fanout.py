@@ -1,0 +1,100 @@
+"""Fan-out: carrying each change to every open socket of its user, and to nobody else.
+
+    Hub                  registry of this process's sockets, by user; the delivery rule
+     └── LocalHub        one process: deliver straight to the local sockets
+     (issue 6: RedisHub  publish once on a per-user channel; every replica delivers the
+                         message it receives to its own sockets with `deliver_local`)
+
+The rule lives in `Hub.publish`: the asking socket gets its own copy (the one carrying its
+`request_id`) directly and in its request order; every other socket of the user gets the
+shared copy, encoded once by the caller. Sockets are `Subscriber`s; delivery to the others
+never waits on a slow socket (`Subscriber.deliver` only queues).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class Subscriber(Protocol):
+    """What the hub needs of a socket (implemented by `connection.Connection`)."""
+
+    @property
+    def user_id(self) -> int: ...
+
+    async def send_reply(self, data: str) -> None:
+        """Send now, in order with this socket's other replies."""
+
+    def deliver(self, data: str) -> None:
+        """Queue an event from elsewhere; never blocks."""
+
+
+class Hub(ABC):
+    """The sockets of this process by user, and the one delivery rule."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[int, set[Subscriber]] = {}
+
+    def register(self, subscriber: Subscriber) -> None:
+        self._by_user.setdefault(subscriber.user_id, set()).add(subscriber)
+
+    def unregister(self, subscriber: Subscriber) -> None:
+        sockets = self._by_user.get(subscriber.user_id)
+        if sockets is not None:
+            sockets.discard(subscriber)
+            if not sockets:
+                del self._by_user[subscriber.user_id]
+
+    def subscribers(self) -> Iterator[Subscriber]:
+        """Every local socket (for shutdown, and for a resync after a lost broker)."""
+        for sockets in list(self._by_user.values()):
+            yield from list(sockets)
+
+    async def publish(
+        self, user_id: int, event: str, origin: Subscriber, origin_reply: str
+    ) -> None:
+        """Send `origin_reply` to the asking socket and `event` to the user's other sockets."""
+        await origin.send_reply(origin_reply)
+        await self._broadcast(user_id, event, origin)
+
+    def deliver_local(self, user_id: int, event: str, skip: Subscriber | None = None) -> None:
+        """Queue `event` on each local socket of `user_id` except `skip`."""
+        for subscriber in self._by_user.get(user_id, ()):
+            if subscriber is not skip:
+                subscriber.deliver(event)
+
+    @abstractmethod
+    async def _broadcast(self, user_id: int, event: str, origin: Subscriber) -> None:
+        """Get `event` to every socket of the user other than `origin`, wherever it is."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Open the connections the hub needs."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release what `start` opened."""
+
+    async def check(self) -> str:
+        """Readiness: "ok", "degraded" (local delivery only), or raise when unusable."""
+        return "ok"
+
+
+class LocalHub(Hub):
+    """Fan-out inside one process: enough for a single replica."""
+
+    async def _broadcast(self, user_id: int, event: str, origin: Subscriber) -> None:
+        self.deliver_local(user_id, event, skip=origin)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def create_hub(redis_url: str | None) -> Hub:
+    """The hub for this deployment (with `redis_url`, issue 6 will return a Redis hub)."""
+    return LocalHub()
