@@ -1,0 +1,76 @@
+"""The todo page as the tests see it: actions a user takes, and locators to check."""
+
+from __future__ import annotations
+
+import secrets
+
+from playwright.async_api import Locator, Page, expect
+
+
+def new_username(prefix: str = "user") -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+PASSWORD = "correct horse battery"
+
+
+class TodoPage:
+    """One browser tab on the gateway's `/`."""
+
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+
+    async def open(self) -> None:
+        await self.page.goto(self.base_url + "/")
+
+    # ---- locators ----
+
+    @property
+    def status(self) -> Locator:
+        return self.page.get_by_test_id("connection-status")
+
+    @property
+    def error(self) -> Locator:
+        return self.page.get_by_test_id("error")
+
+    @property
+    def titles(self) -> Locator:
+        return self.page.get_by_test_id("todo-title")
+
+    @property
+    def login_form(self) -> Locator:
+        return self.page.get_by_test_id("login-form")
+
+    def item(self, title: str) -> Locator:
+        """The list item whose title is exactly `title`."""
+        return self.page.get_by_test_id("todo-item").filter(
+            has=self.page.get_by_test_id("todo-title").get_by_text(title, exact=True)
+        )
+
+    # ---- actions ----
+
+    async def register(self, username: str, password: str = PASSWORD) -> None:
+        await self.page.get_by_test_id("register-username").fill(username)
+        await self.page.get_by_test_id("register-password").fill(password)
+        await self.page.get_by_test_id("register-submit").click()
+        await expect(self.page.get_by_test_id("notice")).to_contain_text("created")
+
+    async def login(self, username: str, password: str = PASSWORD) -> None:
+        await self.page.get_by_test_id("login-username").fill(username)
+        await self.page.get_by_test_id("login-password").fill(password)
+        await self.page.get_by_test_id("login-submit").click()
+        await self.expect_connected()
+
+    async def expect_connected(self) -> None:
+        await expect(self.page.get_by_test_id("todo-view")).to_be_visible()
+        await expect(self.status).to_have_attribute("data-state", "open")
+        await expect(self.status).to_have_text("Connected")
+
+    async def add(self, title: str) -> None:
+        """Type a title and press Enter; waits until the server's copy is in the list."""
+        box = self.page.get_by_test_id("new-title")
+        await box.fill(title)
+        await box.press("Enter")
+        await expect(self.item(title)).to_have_count(1)
+        await expect(box).to_have_value("")
