@@ -27,6 +27,7 @@ from todo_ws_service.connection import (
     error_frame,
 )
 from todo_ws_service.fanout import Hub, create_hub
+from todo_ws_service.shutdown import install_stop_once
 from todo_ws_service.store import TodoStore
 
 SERVICE = "todo_ws_service"
@@ -88,6 +89,7 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
         await hub.close()
         await close_database()
 
+    install_stop_once(app)
     return app
 
 

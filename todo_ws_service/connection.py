@@ -235,14 +235,22 @@ class Connection:
         self.close_soon(CLOSE_POLICY, "token expired", frame)
 
     def close_soon(self, code: int, reason: str, final: str | None = None) -> None:
-        """Start `close` in the background (from a timer or a synchronous caller)."""
+        """Start closing in the background (from a timer or a synchronous caller)."""
         if self._closer is None:
-            self._closer = asyncio.create_task(self.close(code, reason, final))
+            self._closer = asyncio.create_task(self._close(code, reason, final))
 
     async def close(self, code: int, reason: str, final: str | None = None) -> None:
-        """Finish the message in hand and queued events, send `final`, then close `code`."""
-        if self._closing:
-            return
+        """Finish the message in hand and queued events, send `final`, then close `code`.
+
+        Every caller waits for the same close: Sanic may run its shutdown listeners twice,
+        and the second run must not return (and let Sanic cancel the handler) before the
+        first one has drained this socket.
+        """
+        self.close_soon(code, reason, final)
+        assert self._closer is not None
+        await asyncio.shield(self._closer)
+
+    async def _close(self, code: int, reason: str, final: str | None) -> None:
         self._closing = True
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT):
