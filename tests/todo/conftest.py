@@ -1,0 +1,74 @@
+"""Real todo services for the tests: one per database backend per test module.
+
+A server start costs a second or two, so a module shares one per backend and each test
+works with fresh random user ids (users never see each other's todos, which is itself
+under test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_db_url
+from tests.support import IN_CI, ServiceProcess, postgres_available
+from tests.todo.wsclient import Socket, Tokens, new_user_id, open_user_socket
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def require_backend(backend: str) -> None:
+    if backend == "postgres" and not postgres_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    require_backend(request.param)
+    return str(request.param)
+
+
+def start_todo_service(
+    jwt_env: dict[str, str], db_url: str, log_dir: Path, **env: str
+) -> ServiceProcess:
+    server = ServiceProcess(
+        "todo_ws_service", {**jwt_env, "TODO_DB_URL": db_url, **env}, log_dir, name="todo"
+    )
+    return server.start()
+
+
+@pytest.fixture(scope="module")
+def todo_db_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from make_db_url(backend, "todo", tmp_path_factory.mktemp(f"todo-{backend}"))
+
+
+@pytest.fixture(scope="module")
+def todo_server(
+    todo_db_url: str, jwt_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """The todo service with the contract's default limits."""
+    server = start_todo_service(jwt_env, todo_db_url, tmp_path_factory.mktemp("logs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tokens(jwt_secret: str) -> Tokens:
+    return Tokens(jwt_secret)
+
+
+@pytest.fixture
+def user_id() -> int:
+    return new_user_id()
+
+
+@pytest.fixture
+async def sock(todo_server: ServiceProcess, tokens: Tokens, user_id: int) -> AsyncIterator[Socket]:
+    """An open socket of a fresh user, past its (empty) first list."""
+    s = await open_user_socket(todo_server, tokens, user_id)
+    yield s
+    await s.close()
