@@ -195,9 +195,14 @@ async def bridge_websocket(
     try:
         outcome = await relay_frames(client, upstream)
     except asyncio.CancelledError:
-        # The gateway is shutting down (Sanic cancels open websocket handlers).
-        await _close_quietly(upstream.close(GOING_AWAY, "gateway shutting down"))
-        await _close_quietly(client.close(GOING_AWAY, "gateway shutting down"))
+        # Sanic cancels the handler when the client's connection is gone (often right
+        # after its close frame) and when the gateway shuts down.
+        if client.ws_proto.state is State.OPEN:
+            code, reason = GOING_AWAY, "gateway shutting down"
+            await _close_quietly(client.close(code, reason))
+        else:
+            code, reason = close_for_upstream(client.ws_proto.close_rcvd)
+        await _close_quietly(upstream.close(code, reason))
         raise
     finally:
         await _close_quietly(upstream.close())
