@@ -1,0 +1,214 @@
+"""The real services behind the gateway, used through the gateway only.
+
+auth_service and todo_ws_service run as processes with `PROXIES_COUNT=1`, SQLite files in
+a temporary directory and one JWT secret; the test talks to the gateway's port and no other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.support import ServiceProcess
+
+TIMEOUT = 10.0
+LOGIN_MAX_FAILURES = 3
+
+
+@dataclass
+class Stack:
+    auth: ServiceProcess
+    todo: ServiceProcess
+    gateway: ServiceProcess
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, jwt_env: dict[str, str]) -> Iterator[Stack]:
+    tmp: Path = tmp_path_factory.mktemp("gateway-e2e")
+    behind_gateway = {**jwt_env, "PROXIES_COUNT": "1"}
+    auth = ServiceProcess(
+        "auth_service",
+        {
+            **behind_gateway,
+            "AUTH_DB_URL": f"sqlite://{tmp / 'auth.sqlite3'}",
+            "LOGIN_MAX_FAILURES": str(LOGIN_MAX_FAILURES),
+        },
+        tmp,
+    )
+    todo = ServiceProcess(
+        "todo_ws_service",
+        {**behind_gateway, "TODO_DB_URL": f"sqlite://{tmp / 'todo.sqlite3'}"},
+        tmp,
+    )
+    gateway = ServiceProcess(
+        "gateway",
+        {"AUTH_UPSTREAMS": auth.url, "TODO_UPSTREAMS": todo.url, "GATEWAY_HEALTH_INTERVAL": "0.5"},
+        tmp,
+    )
+    started: list[ServiceProcess] = []
+    try:
+        for service in (auth, todo, gateway):
+            service.start(wait=False)
+            started.append(service)
+        for service in (auth, todo, gateway):
+            service.wait_healthy()
+        yield Stack(auth, todo, gateway)
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+@dataclass
+class User:
+    username: str
+    password: str
+    access_token: str
+
+
+@pytest.fixture
+def user(stack: Stack) -> User:
+    username = "e2e_" + secrets.token_hex(4)
+    password = secrets.token_urlsafe(12)
+    registered = httpx.post(
+        stack.url + "/auth/register",
+        json={"username": username, "password": password},
+        timeout=TIMEOUT,
+    )
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["username"] == username
+    # The OAuth2 password flow: form-encoded.
+    login = httpx.post(
+        stack.url + "/auth/login",
+        data={"username": username, "password": password},
+        timeout=TIMEOUT,
+    )
+    assert login.status_code == 200, login.text
+    tokens = login.json()
+    assert tokens["token_type"] == "bearer"
+    return User(username, password, tokens["access_token"])
+
+
+class TodoSocket:
+    """A client socket through the gateway: send an action, read the next server message."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def receive(self) -> dict[str, Any]:
+        return dict(json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT)))
+
+
+@pytest.fixture
+async def two_sockets(stack: Stack, user: User) -> AsyncIterator[tuple[TodoSocket, TodoSocket]]:
+    url = f"{stack.gateway.ws_url}/ws_ep/ws?token={user.access_token}"
+    first = await connect(url, open_timeout=TIMEOUT, proxy=None)
+    second = await connect(url, open_timeout=TIMEOUT, proxy=None)
+    try:
+        yield TodoSocket(first), TodoSocket(second)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_tabs_of_one_user_see_each_others_changes(
+    stack: Stack, user: User, two_sockets: tuple[TodoSocket, TodoSocket]
+) -> None:
+    tab_a, tab_b = two_sockets
+    assert await tab_a.receive() == {"type": "todos_list", "data": []}
+    assert await tab_b.receive() == {"type": "todos_list", "data": []}
+
+    await tab_a.send(
+        {
+            "action": "create_todo",
+            "payload": {"title": "Buy milk", "description": "2 litres"},
+            "request_id": "r1",
+        }
+    )
+    created = await tab_a.receive()
+    assert created["type"] == "todo_created"
+    assert created["request_id"] == "r1"
+    todo = created["data"]
+    assert (todo["title"], todo["description"], todo["completed"]) == (
+        "Buy milk",
+        "2 litres",
+        False,
+    )
+    seen_by_b = await tab_b.receive()
+    assert seen_by_b == {"type": "todo_created", "data": todo}
+
+    await tab_a.send(
+        {"action": "update_todo", "todo_id": todo["id"], "payload": {"completed": True}}
+    )
+    updated = (await tab_a.receive())["data"]
+    assert updated["completed"] is True
+    assert await tab_b.receive() == {"type": "todo_updated", "data": updated}
+
+    await tab_b.send({"action": "get_all_todos", "payload": None})
+    assert await tab_b.receive() == {"type": "todos_list", "data": [updated]}
+
+    await tab_b.send({"action": "delete_todo", "todo_id": todo["id"]})
+    deleted = {"type": "todo_deleted", "data": {"todo_id": todo["id"]}}
+    assert await tab_b.receive() == deleted
+    assert await tab_a.receive() == deleted
+
+    await tab_a.send({"action": "get_all_todos"})
+    assert await tab_a.receive() == {"type": "todos_list", "data": []}
+
+
+def test_me_answers_through_the_gateway(stack: Stack, user: User) -> None:
+    me = httpx.get(
+        stack.url + "/auth/me",
+        headers={"Authorization": f"Bearer {user.access_token}"},
+        timeout=TIMEOUT,
+    )
+    assert me.status_code == 200
+    assert me.json()["username"] == user.username
+    assert httpx.get(stack.url + "/auth/me", timeout=TIMEOUT).status_code == 401
+
+
+async def test_a_bad_token_is_closed_1008_through_the_gateway(stack: Stack) -> None:
+    url = f"{stack.gateway.ws_url}/ws_ep/ws?token=not-a-jwt"
+    async with connect(url, open_timeout=TIMEOUT, proxy=None) as ws:
+        error = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert error["type"] == "error"
+        assert error["code"] == "auth_failed"
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.protocol.close_rcvd is not None
+    assert ws.protocol.close_rcvd.code == 1008
+
+
+def _failed_login(stack: Stack, username: str, client_address: str) -> int:
+    transport = httpx.HTTPTransport(local_address=client_address)
+    with httpx.Client(transport=transport, timeout=TIMEOUT) as client:
+        response = client.post(
+            stack.url + "/auth/login", json={"username": username, "password": "wrong-password"}
+        )
+    return response.status_code
+
+
+def test_the_auth_service_sees_each_clients_own_address(stack: Stack, user: User) -> None:
+    # The login throttle counts failures per username *and client address*. Behind the
+    # gateway every connection comes from the gateway; only X-Forwarded-For (trusted with
+    # PROXIES_COUNT=1) tells two clients apart.
+    for _ in range(LOGIN_MAX_FAILURES):
+        assert _failed_login(stack, user.username, "127.0.0.2") == 401
+    assert _failed_login(stack, user.username, "127.0.0.2") == 429
+    assert _failed_login(stack, user.username, "127.0.0.3") == 401
