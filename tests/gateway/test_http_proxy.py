@@ -152,6 +152,21 @@ def test_a_large_body_streams_both_ways(basic_stack: BasicStack) -> None:
     assert download.content == pattern_bytes(size)
 
 
+def test_an_upstream_breaking_off_mid_body_is_not_passed_off_as_complete(
+    basic_stack: BasicStack,
+) -> None:
+    url = basic_stack.url + "/ws_ep/stream?size=1048576&break_after=131072"
+    received = bytearray()
+    with pytest.raises(httpx.RemoteProtocolError):
+        with httpx.stream("GET", url, timeout=10) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_raw():
+                received += chunk
+    assert 0 < len(received) < 1048576
+    # The gateway itself is fine.
+    assert httpx.get(basic_stack.url + "/auth/after").status_code == 200
+
+
 def test_a_body_over_the_limit_gets_413(basic_stack: BasicStack) -> None:
     too_big = MAX_BODY + 1
     declared = httpx.post(basic_stack.url + "/auth/upload", content=b"x" * too_big, timeout=30)

@@ -7,6 +7,7 @@ runs). `UPSTREAM_NAME` names it in every answer, so a test can tell replicas apa
 |---------------------------|------------------------------------------------------------|
 | any path, any method      | JSON echo: method, path, query, headers, body size + hash  |
 | `/<prefix>/stream?size=N` | N bytes of a known pattern, streamed in 64 KiB chunks      |
+|   `&break_after=K`        | ...but the connection is cut after K bytes                 |
 | `/<prefix>/gzip`          | a gzip-encoded JSON body with `Content-Encoding: gzip`     |
 | `/<prefix>/slow?delay=S`  | answers after S seconds                                    |
 | `/<prefix>/cookies`       | two `Set-Cookie` headers and a custom one                  |
@@ -66,9 +67,13 @@ def create_app() -> Sanic:
     @app.get("/<prefix>/stream")
     async def stream(request: Request, prefix: str) -> None:
         size = int(request.args.get("size", "0"))
+        break_after = int(request.args.get("break_after", str(size + 1)))
         response = await request.respond(content_type="application/octet-stream")
         data = pattern_bytes(size)
         for start in range(0, size, len(PATTERN)):
+            if start >= break_after:
+                request.transport.close()  # the upstream dies mid-body
+                return
             await response.send(data[start : start + len(PATTERN)])
         await response.eof()
 

@@ -1,0 +1,85 @@
+"""The gateway's pure rules: close-code mapping, header filtering, replica order."""
+
+from __future__ import annotations
+
+import pytest
+from websockets.frames import Close
+
+from gateway.headers import client_response_headers, end_to_end
+from gateway.upstreams import ReplicaPool
+from gateway.ws_proxy import close_for_client, close_for_upstream
+
+
+@pytest.mark.parametrize(
+    ("received", "expected"),
+    [
+        (Close(1000, ""), (1000, "")),
+        (Close(1001, "restarting"), (1001, "restarting")),
+        (Close(1008, "auth_failed"), (1008, "auth_failed")),
+        (Close(1009, "too big"), (1009, "too big")),
+        (Close(1012, "service restart"), (1012, "service restart")),
+        (Close(4001, "app"), (4001, "app")),
+        (Close(1005, ""), (1000, "")),  # a close frame without a code
+        (None, (1014, "bad gateway")),  # lost without a close frame: never 1006
+    ],
+)
+def test_what_the_client_gets_when_the_upstream_ends(
+    received: Close | None, expected: tuple[int, str]
+) -> None:
+    assert close_for_client(received) == expected
+
+
+@pytest.mark.parametrize(
+    ("received", "expected"),
+    [
+        (Close(1000, "bye"), (1000, "bye")),
+        (Close(4002, "tab closed"), (4002, "tab closed")),
+        (Close(1005, ""), (1000, "")),
+        (None, (1001, "client connection lost")),
+    ],
+)
+def test_what_the_upstream_gets_when_the_client_ends(
+    received: Close | None, expected: tuple[int, str]
+) -> None:
+    assert close_for_upstream(received) == expected
+
+
+def test_hop_by_hop_and_connection_named_headers_are_dropped() -> None:
+    headers = [
+        ("Connection", "close, X-Secret"),
+        ("X-Secret", "1"),
+        ("Keep-Alive", "timeout=5"),
+        ("Transfer-Encoding", "chunked"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Content-Encoding", "gzip"),
+    ]
+    assert end_to_end(headers, frozenset()) == [
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Content-Encoding", "gzip"),
+    ]
+    assert client_response_headers([("X-Request-ID", "upstream's"), ("ETag", "x")]) == [
+        ("ETag", "x")
+    ]
+
+
+def test_round_robin_skips_a_failed_replica_but_still_tries_it_last() -> None:
+    pool = ReplicaPool.from_urls("todo", ["http://a", "http://b", "http://c"])
+    firsts = [pool.attempt_order()[0].url for _ in range(6)]
+    assert firsts == ["http://a", "http://b", "http://c"] * 2
+
+    pool.mark_failed(pool.replicas[1], "ConnectError")
+    for _ in range(4):
+        order = [r.url for r in pool.attempt_order()]
+        assert order[-1] == "http://b"
+        assert set(order[:2]) == {"http://a", "http://c"}
+    assert pool.has_available()
+
+    for replica in pool.replicas:
+        pool.mark_failed(replica, "ConnectError")
+    assert not pool.has_available()
+    assert len(pool.attempt_order()) == 3  # all marked down: all still tried
+
+    pool.mark_succeeded(pool.replicas[2])
+    assert pool.attempt_order()[0].url == "http://c"
