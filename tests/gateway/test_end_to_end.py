@@ -212,3 +212,21 @@ def test_the_auth_service_sees_each_clients_own_address(stack: Stack, user: User
         assert _failed_login(stack, user.username, "127.0.0.2") == 401
     assert _failed_login(stack, user.username, "127.0.0.2") == 429
     assert _failed_login(stack, user.username, "127.0.0.3") == 401
+
+
+async def test_a_service_shutdown_reaches_the_client_as_its_own_close_code(
+    stack: Stack, user: User
+) -> None:
+    url = f"{stack.gateway.ws_url}/ws_ep/ws?token={user.access_token}"
+    async with connect(url, open_timeout=TIMEOUT, proxy=None) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"] == "todos_list"
+        await asyncio.to_thread(stack.todo.stop)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    # The service's clean 1001 goes through as is, not the gateway's 1014.
+    assert ws.protocol.close_rcvd is not None
+    assert ws.protocol.close_rcvd.code == 1001
+
+    await asyncio.to_thread(stack.todo.start)
+    async with connect(url, open_timeout=TIMEOUT, proxy=None) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"] == "todos_list"
