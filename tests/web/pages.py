@@ -64,6 +64,7 @@ class TodoPage:
 
     async def expect_connected(self) -> None:
         await expect(self.page.get_by_test_id("todo-view")).to_be_visible()
+        await expect(self.page.get_by_test_id("auth-view")).to_be_hidden()
         await expect(self.status).to_have_attribute("data-state", "open")
         await expect(self.status).to_have_text("Connected")
 
