@@ -16,6 +16,7 @@ from shared.health import health_blueprint
 from shared.settings import AuthSettings, load_settings
 
 SERVICE_NAME = "auth_service"
+MAX_BODY_BYTES = 64 * 1024
 
 
 def documented_health(bp: Blueprint) -> Blueprint:
@@ -32,8 +33,12 @@ def documented_health(bp: Blueprint) -> Blueprint:
 
 def create_app(settings: AuthSettings | None = None) -> Sanic:
     """The auth service; with no `settings`, reads them from the environment (or exits)."""
-    settings = settings or load_settings(AuthSettings)
+    # The Sanic CLI (`--factory`) calls the factory with its argparse namespace.
+    if not isinstance(settings, AuthSettings):
+        settings = load_settings(AuthSettings)
     app = new_service_app(SERVICE_NAME, settings)
+    # Every body here is a few hundred bytes; refuse big ones before reading them (413).
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     configure_openapi(app)
     app.blueprint(auth_routes)
     app.blueprint(documented_health(health_blueprint({"database": ping_database})))

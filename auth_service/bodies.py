@@ -63,7 +63,7 @@ def json_object(request: Request) -> object:
         raise ValidationFailed([{"field": "body", "message": "a JSON object is required"}])
     try:
         return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ValidationFailed([{"field": "body", "message": "is not valid JSON"}]) from None
 
 

@@ -107,8 +107,9 @@ def test_every_problem_is_listed(auth_api: AuthApi) -> None:
         (b"username=abc&password=secret123", "application/x-www-form-urlencoded"),
         (b"", "application/json"),
         (b"\xff\xfe", "application/json"),
+        (b"[" * 50_000, "application/json"),
     ],
-    ids=["truncated-json", "form-body", "empty", "not-utf8"],
+    ids=["truncated-json", "form-body", "empty", "not-utf8", "deeply-nested"],
 )
 def test_non_json_body_is_422_in_the_json_shape(
     auth_api: AuthApi, content: bytes, content_type: str
@@ -122,3 +123,10 @@ def test_non_json_body_is_422_in_the_json_shape(
     assert body["code"] == "validation_error"
     assert body["errors"][0]["field"] == "body"
     assert "Traceback" not in response.text
+
+
+def test_oversized_body_is_413_json(auth_api: AuthApi) -> None:
+    body = {"username": "big", "password": "x" * 100_000}
+    response = auth_api.http.post("/auth/register", json=body)
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 
@@ -161,3 +163,20 @@ def test_me_without_a_bearer_token(auth_api: AuthApi, authorization: str | None)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["code"] == "invalid_token"
+
+
+async def test_concurrent_refreshes_with_one_token_yield_at_most_one_pair(
+    auth_api: AuthApi,
+) -> None:
+    username = auth_api.new_user()
+    token = auth_api.tokens(username)["refresh_token"]
+    async with httpx.AsyncClient(base_url=auth_api.url, timeout=10) as client:
+        responses = await asyncio.gather(
+            *(client.post("/auth/refresh", json={"refresh_token": token}) for _ in range(2))
+        )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 401], statuses
+    winner = next(r for r in responses if r.status_code == 200).json()
+    auth_api.remember(winner["access_token"], winner["refresh_token"])
+    # The second presentation was a reuse: the family, winner's new token included, is dead.
+    assert auth_api.refresh(winner["refresh_token"]).status_code == 401

@@ -1,0 +1,44 @@
+"""`LoginThrottle`'s sliding window, driven by a fake clock (no server needed)."""
+
+from __future__ import annotations
+
+from auth_service.throttle import LoginThrottle
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refuses_after_max_failures_until_the_oldest_leaves_the_window() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(max_failures=3, window=60, clock=clock)
+    for offset in (0, 10, 20):
+        clock.now = 1000 + offset
+        assert throttle.retry_after("alice", "10.0.0.1") == 0
+        throttle.record_failure("alice", "10.0.0.1")
+    assert throttle.retry_after("alice", "10.0.0.1") == 40  # first failure leaves at 1060
+    assert throttle.retry_after("ALICE", "10.0.0.1") == 40  # same budget in any case
+    assert throttle.retry_after("alice", "10.0.0.2") == 0  # another address
+    assert throttle.retry_after("bob", "10.0.0.1") == 0  # another user
+    clock.now = 1060
+    assert throttle.retry_after("alice", "10.0.0.1") == 0
+    throttle.record_failure("alice", "10.0.0.1")  # 3 in (1000, 1060]: refused again
+    assert throttle.retry_after("alice", "10.0.0.1") == 10
+
+
+def test_success_clears_and_old_failures_are_forgotten() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(max_failures=2, window=30, clock=clock)
+    throttle.record_failure("carol", "::1")
+    throttle.record_failure("carol", "::1")
+    assert throttle.retry_after("carol", "::1") > 0
+    throttle.record_success("carol", "::1")
+    assert throttle.retry_after("carol", "::1") == 0
+    throttle.record_failure("dave", "::1")
+    clock.now += 31
+    throttle.record_failure("dave", "::1")
+    assert throttle.retry_after("dave", "::1") == 0  # the first one has expired
