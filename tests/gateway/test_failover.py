@@ -120,25 +120,38 @@ async def test_a_replica_whose_readyz_fails_gets_no_new_traffic(replicas: Replic
 
 @dataclass
 class PassiveOnly:
-    auth_a: ServiceProcess
-    auth_b: ServiceProcess
+    a: ServiceProcess
+    b: ServiceProcess
     gateway: ServiceProcess
 
 
 @pytest.fixture
 def passive_only(tmp_path: Path) -> Iterator[PassiveOnly]:
-    """Two auth replicas; the todo service has none listening. The one active check runs
-    at start-up, so afterwards only passive health (and trying marked-down replicas
-    anyway) is at work."""
-    auth_a = start_upstream("auth-a", tmp_path)
-    auth_b = start_upstream("auth-b", tmp_path)
-    nobody = ServiceProcess("tests.gateway.upstream_app", {}, tmp_path, port=free_port())
-    gateway = start_gateway([auth_a, auth_b], [nobody], tmp_path, GATEWAY_HEALTH_INTERVAL="60")
+    """Two replicas, each serving as both the auth and the todo service. The one active
+    check runs at start-up, so afterwards only passive health (and trying marked-down
+    replicas anyway) is at work."""
+    a = start_upstream("replica-a", tmp_path)
+    b = start_upstream("replica-b", tmp_path)
+    gateway = start_gateway([a, b], [a, b], tmp_path, GATEWAY_HEALTH_INTERVAL="60")
     try:
-        yield PassiveOnly(auth_a, auth_b, gateway)
+        yield PassiveOnly(a, b, gateway)
     finally:
-        for process in (gateway, auth_b, auth_a):
+        for process in (gateway, b, a):
             process.stop()
+
+
+@pytest.fixture
+def no_upstreams(tmp_path: Path) -> Iterator[ServiceProcess]:
+    """A gateway whose replicas are not listening at all."""
+    nobody = [
+        ServiceProcess("tests.gateway.upstream_app", {}, tmp_path, port=free_port())
+        for _ in range(2)
+    ]
+    gateway = start_gateway(nobody[:1], nobody[1:], tmp_path)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
 
 
 def post_bodies(gateway: ServiceProcess, count: int) -> list[str]:
@@ -152,44 +165,53 @@ def post_bodies(gateway: ServiceProcess, count: int) -> list[str]:
     return names
 
 
-async def test_no_todo_replica_gives_502_and_1014(passive_only: PassiveOnly) -> None:
-    gateway = passive_only.gateway
-    response = httpx.post(gateway.url + "/ws_ep/anything", json={"a": 1})
-    assert response.status_code == 502
-    assert response.json() == {
-        "detail": "No replica of the todo service is reachable.",
-        "code": "bad_gateway",
-    }
+def pool_states(gateway: ServiceProcess, service: str) -> list[dict[str, str]]:
+    return list(httpx.get(gateway.url + "/readyz").json()["upstreams"][service])
+
+
+async def test_no_replica_gives_502_1014_and_readyz_503(no_upstreams: ServiceProcess) -> None:
+    gateway = no_upstreams
+    for path, service in (("/auth/login", "auth"), ("/ws_ep/anything", "todo")):
+        response = httpx.post(gateway.url + path, json={"a": 1})
+        assert response.status_code == 502
+        assert response.json() == {
+            "detail": f"No replica of the {service} service is reachable.",
+            "code": "bad_gateway",
+        }
     # The WebSocket is accepted, then closed with 1014.
     async with connect(gateway.ws_url + "/ws_ep/ws?token=x", proxy=None) as ws:
         assert await close_code(ws) == 1014
     ready = httpx.get(gateway.url + "/readyz")
     assert ready.status_code == 503
-    assert ready.json()["upstreams"]["todo"][0]["status"] == "down"
-    assert ready.json()["detail"] == "no healthy replica: todo"
+    assert ready.json()["detail"] == "no healthy replica: auth, todo"
+    assert [r["status"] for r in pool_states(gateway, "todo")] == ["down"]
 
 
 async def test_a_refused_connection_moves_the_request_to_the_next_replica(
     passive_only: PassiveOnly,
 ) -> None:
-    gateway = passive_only.gateway
-    assert set(post_bodies(gateway, 4)) == {"auth-a", "auth-b"}
-    passive_only.auth_b.kill()
+    gateway, a, b = passive_only.gateway, passive_only.a, passive_only.b
+    assert set(post_bodies(gateway, 4)) == {"replica-a", "replica-b"}
+    b.kill()
     # Whichever request meets the dead replica is sent, body and all, to the other one.
-    assert set(post_bodies(gateway, 4)) == {"auth-a"}
-    auth_states = httpx.get(gateway.url + "/readyz").json()["upstreams"]["auth"]
-    assert auth_states == [
-        {"url": passive_only.auth_a.url, "status": "up", "error": None},
-        {"url": passive_only.auth_b.url, "status": "down", "error": "ConnectError"},
+    assert set(post_bodies(gateway, 4)) == {"replica-a"}
+    assert pool_states(gateway, "auth") == [
+        {"url": a.url, "status": "up", "error": None},
+        {"url": b.url, "status": "down", "error": "ConnectError"},
     ]
+    # Likewise for new sockets: the second one starts at the dead replica and moves on.
+    for _ in range(3):
+        ws, name = await open_socket(gateway)
+        assert name == "replica-a"
+        await ws.close()
+    assert pool_states(gateway, "todo")[1]["status"] == "down"
 
-    passive_only.auth_a.kill()
+    a.kill()
     down = httpx.get(gateway.url + "/auth/x")
     assert down.status_code == 502
     assert down.json()["code"] == "bad_gateway"
-    states = replica_states(gateway)
-    assert states[passive_only.auth_a.url] == states[passive_only.auth_b.url] == "down"
+    assert [r["status"] for r in pool_states(gateway, "auth")] == ["down", "down"]
     # Every replica is marked down; a restarted one is used by the very next request.
-    passive_only.auth_a.start()
-    assert post_bodies(gateway, 1) == ["auth-a"]
-    assert replica_states(gateway)[passive_only.auth_a.url] == "up"
+    a.start()
+    assert post_bodies(gateway, 1) == ["replica-a"]
+    assert pool_states(gateway, "auth")[0]["status"] == "up"
