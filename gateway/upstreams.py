@@ -96,12 +96,15 @@ class ReplicaPool:
         )
 
     def mark_succeeded(self, replica: Replica) -> None:
-        """A connection to `replica` was made: it is usable again at once."""
-        if replica.down_until or replica.last_error:
-            logger.info("%s replica %s is back", self.service, redact(replica.url))
-        replica.down_until = 0.0
-        replica.last_error = None
-        replica.ready = True
+        """A connection to `replica` was made: lift the passive mark (only an active check
+        makes a not-ready replica ready: accepting connections is not being ready)."""
+        if replica.down_until:
+            logger.info(
+                "%s replica %s accepts connections again", self.service, redact(replica.url)
+            )
+            replica.down_until = 0.0
+            if replica.ready:
+                replica.last_error = None
 
     def state(self) -> list[dict[str, Any]]:
         now = time.monotonic()
@@ -122,7 +125,11 @@ class HealthMonitor:
     async def run(self) -> None:
         """Poll forever (until cancelled)."""
         while True:
-            await self.check_all()
+            try:
+                await self.check_all()
+            except Exception:
+                # Never let one bad round stop the polling for good.
+                logger.exception("health check round failed")
             await asyncio.sleep(self._interval)
 
     async def check_all(self) -> None:
@@ -136,9 +143,11 @@ class HealthMonitor:
             self._set(pool, replica, False, f"readyz: {type(exc).__name__}")
             return
         if response.status_code == 200:
-            if not replica.ready or replica.down_until:
-                pool.mark_succeeded(replica)
+            if not replica.ready:
+                logger.info("%s replica %s is ready", pool.service, redact(replica.url))
             replica.ready = True
+            replica.last_error = None
+            replica.down_until = 0.0
         else:
             self._set(pool, replica, False, f"readyz answered {response.status_code}")
 
