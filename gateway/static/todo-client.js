@@ -333,20 +333,22 @@ export class TodoClient extends EventTarget {
 
   _useTokens(pair) {
     this._accessToken = pair.access_token;
+    // The lifetime comes from the token (exp - iat, both on the server's clock) and is
+    // counted from now on ours, so a browser clock that is off does not matter.
     const claims = decodeJwtPayload(pair.access_token) || {};
-    const now = Date.now() / 1000;
-    this._accessExp = claims.exp || now + (pair.expires_in || 0);
+    const lifetime =
+      claims.exp && claims.iat ? claims.exp - claims.iat : Number(pair.expires_in) || 0;
+    this._accessExp = Date.now() / 1000 + lifetime;
     // Refresh tokens rotate: the old one is spent now, so keep the new one at once.
     this._writeRefreshToken(pair.refresh_token);
-    this._scheduleProactiveRefresh(claims.iat || now);
+    this._scheduleProactiveRefresh(lifetime);
   }
 
-  _scheduleProactiveRefresh(issuedAt) {
+  _scheduleProactiveRefresh(lifetime) {
     clearTimeout(this._refreshTimer);
-    // Refresh a little before `exp`: a quarter of the lifetime, at most a minute early.
-    const lifetime = Math.max(0, this._accessExp - issuedAt);
+    // Refresh a little before `exp`: a quarter of the lifetime early, at most a minute.
     const lead = Math.min(60, lifetime / 4);
-    const delayMs = Math.max(0, (this._accessExp - lead) * 1000 - Date.now());
+    const delayMs = Math.max(1000, (lifetime - lead) * 1000);
     this._refreshTimer = setTimeout(() => this._proactiveRefresh(0), delayMs);
   }
 
