@@ -78,6 +78,8 @@ class AuthSettings(JwtSettings):
 class TodoSettings(JwtSettings):
     todo_db_url: str = "sqlite://data/todo.sqlite3"
     redis_url: str | None = None
+    # Channels are `{prefix}:user:{id}`; a prefix per deployment lets several share a Redis.
+    redis_channel_prefix: str = Field(default="todo", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     ws_rate_limit: float = Field(default=30.0, ge=0)
     ws_rate_burst: int = Field(default=60, gt=0)
     ws_max_message: int = Field(default=65_536, gt=0)
