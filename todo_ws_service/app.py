@@ -28,7 +28,7 @@ from todo_ws_service.connection import (
 )
 from todo_ws_service.fanout import Hub, create_hub
 from todo_ws_service.shutdown import install_stop_once
-from todo_ws_service.store import TodoStore
+from todo_ws_service.store import open_store
 
 SERVICE = "todo_ws_service"
 logger = logging.getLogger(f"{SERVICE}.app")
@@ -73,8 +73,10 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
-        await open_database(tortoise_config(settings.todo_db_url, SERVICE, settings.db_pool_size))
-        app.ctx.store = TodoStore()
+        config = tortoise_config(settings.todo_db_url, SERVICE, settings.db_pool_size)
+        await open_database(config)
+        app.ctx.store = open_store(config)
+        await app.ctx.store.start()
         await hub.start()
 
     # Registered after the WebSocket route: shutdown listeners run in reverse order, so
@@ -87,6 +89,7 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:
         await hub.close()
+        await app.ctx.store.close()
         await close_database()
 
     install_stop_once(app)

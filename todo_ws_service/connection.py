@@ -175,7 +175,10 @@ class Connection:
         try:
             request = parse_request(message)
             request_id = request.request_id
-            async with asyncio.timeout(HANDLER_TIMEOUT):
+            if self._store.can_hang:
+                async with asyncio.timeout(HANDLER_TIMEOUT):
+                    reply = await dispatch(self._user, request, self._store)
+            else:
                 reply = await dispatch(self._user, request, self._store)
         except ProtocolError as exc:
             return error_frame(exc.code, exc.message, exc.details, exc.request_id or request_id)

@@ -1,0 +1,165 @@
+"""Fan-out across replicas through Redis pub/sub.
+
+Every change is delivered to this replica's own sockets at once, then published once on
+the user's channel (`{prefix}:user:{id}`); every other replica delivers what it receives
+to its own sockets of that user. A replica ignores its own messages, so no socket ever
+gets a change twice. Publishing goes through one queue and one task: the socket that made
+the change never waits on Redis, and a replica's changes leave in the order they were
+committed.
+
+When Redis is lost, local sockets keep working and `/readyz` says "degraded". A background
+task reconnects with backoff; once back, the replica sends a fresh `todos_list` to each of
+its sockets (they may have missed other replicas' changes), and asks the other replicas to
+do the same for every user who changed something here meanwhile (`resync` messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from todo_ws_service.fanout import Hub, Subscriber
+
+logger = logging.getLogger("todo_ws_service.redis_hub")
+
+# Messages on a channel: "<replica id>|E|<event JSON>" or "<replica id>|R|" (resync).
+EVENT, RESYNC = "E", "R"
+PUBLISH_QUEUE_LIMIT = 10_000
+RECONNECT_MIN, RECONNECT_MAX = 0.2, 5.0
+REDIS_TIMEOUT = 2.0
+
+Resync = Callable[[Subscriber], Awaitable[None]]
+
+
+class RedisHub(Hub):
+    """Local delivery plus one publish per change; see the module docstring."""
+
+    def __init__(self, redis_url: str, channel_prefix: str, resync: Resync) -> None:
+        super().__init__()
+        self._redis_url = redis_url
+        self._prefix = channel_prefix
+        self._resync = resync
+        self._replica = uuid.uuid4().hex
+        self._outgoing: asyncio.Queue[tuple[int, str]] = asyncio.Queue(PUBLISH_QUEUE_LIMIT)
+        # Users who changed something while Redis was unreachable: resync them when back.
+        self._missed: set[int] = set()
+        self._subscribed = asyncio.Event()
+        self._has_connected = False
+        self._redis: Redis | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def channel(self, user_id: int) -> str:
+        return f"{self._prefix}:user:{user_id}"
+
+    # ------------------------------------------------------------ Hub
+
+    async def _broadcast(self, user_id: int, event: str, origin: Subscriber) -> None:
+        self.deliver_local(user_id, event, skip=origin)
+        if not self._subscribed.is_set():
+            self._missed.add(user_id)
+            return
+        try:
+            self._outgoing.put_nowait((user_id, f"{self._replica}|{EVENT}|{event}"))
+        except asyncio.QueueFull:
+            self._missed.add(user_id)
+
+    async def start(self) -> None:
+        self._redis = Redis.from_url(
+            self._redis_url,
+            decode_responses=True,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            health_check_interval=5,
+        )
+        self._tasks = [
+            asyncio.create_task(self._listen_forever(), name="redis-listen"),
+            asyncio.create_task(self._publish_forever(), name="redis-publish"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def check(self) -> str:
+        return "ok" if self._subscribed.is_set() else "degraded"
+
+    # ------------------------------------------------------------ receiving
+
+    async def _listen_forever(self) -> None:
+        assert self._redis is not None
+        delay = RECONNECT_MIN
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.psubscribe(self.channel("*"))  # type: ignore[arg-type]
+                await self._on_connected()
+                delay = RECONNECT_MIN
+                await self._read(pubsub)
+            except (RedisError, OSError) as exc:
+                if self._subscribed.is_set():
+                    logger.warning("lost Redis, fan-out is local only: %s", type(exc).__name__)
+                self._subscribed.clear()
+            finally:
+                await _quietly_close(pubsub)
+            await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    async def _on_connected(self) -> None:
+        if self._has_connected:
+            logger.info("Redis is back: resyncing local sockets")
+        self._has_connected = True
+        self._subscribed.set()
+        missed, self._missed = self._missed, set()
+        for user_id in missed:
+            self._outgoing.put_nowait((user_id, f"{self._replica}|{RESYNC}|"))
+        await asyncio.gather(*(self._resync_quietly(s) for s in self.subscribers()))
+
+    async def _read(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if message is None or message["type"] != "pmessage":
+                continue
+            replica, kind, body = message["data"].split("|", 2)
+            if replica == self._replica:
+                continue
+            user_id = int(message["channel"].rsplit(":", 1)[1])
+            if kind == EVENT:
+                self.deliver_local(user_id, body)
+            elif kind == RESYNC:
+                sockets = list(self._by_user.get(user_id, ()))
+                await asyncio.gather(*(self._resync_quietly(s) for s in sockets))
+
+    async def _resync_quietly(self, subscriber: Subscriber) -> None:
+        try:
+            await self._resync(subscriber)
+        except Exception:
+            logger.exception("could not resync a socket")
+
+    # ------------------------------------------------------------ sending
+
+    async def _publish_forever(self) -> None:
+        assert self._redis is not None
+        while True:
+            user_id, payload = await self._outgoing.get()
+            try:
+                await self._redis.publish(self.channel(user_id), payload)
+            except (RedisError, OSError):
+                # The listener notices the outage too and resyncs this user when back.
+                self._missed.add(user_id)
+
+
+async def _quietly_close(pubsub: PubSub) -> None:
+    try:
+        await pubsub.aclose()
+    except (RedisError, OSError):
+        pass
