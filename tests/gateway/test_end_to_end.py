@@ -195,6 +195,17 @@ async def test_a_bad_token_is_closed_1008_through_the_gateway(stack: Stack) -> N
     assert ws.protocol.close_rcvd.code == 1008
 
 
+async def test_an_oversized_frame_gets_the_services_1009(stack: Stack, user: User) -> None:
+    url = f"{stack.gateway.ws_url}/ws_ep/ws?token={user.access_token}"
+    async with connect(url, open_timeout=TIMEOUT, proxy=None) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"] == "todos_list"
+        await ws.send("x" * 70_000)  # over WS_MAX_MESSAGE (64 KiB), under the gateway's limit
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert ws.protocol.close_rcvd is not None
+    assert ws.protocol.close_rcvd.code == 1009
+
+
 def _failed_login(stack: Stack, username: str, client_address: str) -> int:
     transport = httpx.HTTPTransport(local_address=client_address)
     with httpx.Client(transport=transport, timeout=TIMEOUT) as client:
