@@ -82,6 +82,15 @@ def error_frame(
     return encode(error_message(code, message, details, request_id))
 
 
+def _rid(frame: str | bytes) -> str | None:
+    """The frame's valid `request_id`, if it has one (for replies that skip validation)."""
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    return request_id_of(message) if isinstance(message, dict) else None
+
+
 class Connection:
     """One authenticated WebSocket and its user."""
 
@@ -164,14 +173,12 @@ class Connection:
     async def _answer(self, frame: str | bytes) -> str:
         """Handle one frame; the encoded reply for this socket (events are published here)."""
         request_id: str | None = None
+        if self._bucket is not None and not self._bucket.take():
+            return error_frame("rate_limited", "too many messages, slow down", None, _rid(frame))
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError:
             return error_frame("invalid_json", "the frame is not valid JSON")
-        if self._bucket is not None and not self._bucket.take():
-            if isinstance(message, dict):
-                request_id = request_id_of(message)
-            return error_frame("rate_limited", "too many messages, slow down", None, request_id)
         try:
             request = parse_request(message)
             request_id = request.request_id

@@ -20,7 +20,7 @@ from todo_ws_service.messages import Todo
 async def create(sock: Socket, title: str = "Buy milk", **fields: Any) -> dict[str, Any]:
     reply = await sock.request({"action": "create_todo", "payload": {"title": title, **fields}})
     assert reply["type"] == "todo_created", reply
-    return reply["data"]  # type: ignore[no-any-return]
+    return reply["data"]
 
 
 def assert_utc_iso(value: str) -> None:
@@ -392,6 +392,7 @@ async def test_replies_come_in_request_order_under_50_pipelined_requests(
     requests: list[dict[str, Any]] = []
     for i in range(50):
         kind = i % 5
+        message: dict[str, Any]
         if kind == 0:
             message = {"action": "create_todo", "payload": {"title": f"t{i}"}}
         elif kind == 1:
@@ -509,6 +510,14 @@ async def test_rate_limit_answers_rate_limited_and_keeps_the_socket(sock: Socket
     # The bucket refills: after a short pause the socket is served again.
     await asyncio.sleep(0.2)
     await sock.expect_nothing_pending()
+
+
+async def test_malformed_frames_spend_tokens_too(sock: Socket) -> None:
+    for _ in range(80):
+        await sock.send("not json")
+    codes = [(await sock.recv())["code"] for _ in range(80)]
+    assert set(codes) == {"invalid_json", "rate_limited"}
+    assert codes.count("invalid_json") <= 62  # the burst of 60, plus a little refill
 
 
 async def test_frame_over_the_size_limit_closes_with_1009(
