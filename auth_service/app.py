@@ -13,7 +13,8 @@ from auth_service.routes import bp as auth_routes
 from shared.app import new_service_app
 from shared.database import close_database, open_database, ping_database
 from shared.health import health_blueprint
-from shared.settings import AuthSettings, load_settings
+from shared.settings import AuthSettings, settings_or_environment
+from shared.shutdown import install_stop_once
 
 SERVICE_NAME = "auth_service"
 MAX_BODY_BYTES = 64 * 1024
@@ -33,9 +34,7 @@ def documented_health(bp: Blueprint) -> Blueprint:
 
 def create_app(settings: AuthSettings | None = None) -> Sanic:
     """The auth service; with no `settings`, reads them from the environment (or exits)."""
-    # The Sanic CLI (`--factory`) calls the factory with its argparse namespace.
-    if not isinstance(settings, AuthSettings):
-        settings = load_settings(AuthSettings)
+    settings = settings_or_environment(AuthSettings, settings)
     app = new_service_app(SERVICE_NAME, settings)
     # Every body here is a few hundred bytes; refuse big ones before reading them (413).
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
@@ -54,4 +53,5 @@ def create_app(settings: AuthSettings | None = None) -> Sanic:
         await close_database()
         app.ctx.auth.passwords.close()
 
+    install_stop_once(app)
     return app

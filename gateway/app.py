@@ -25,7 +25,8 @@ from gateway.static_files import add_static_routes
 from gateway.upstreams import HealthMonitor, ReplicaPool
 from gateway.ws_proxy import bridge_websocket
 from shared.app import new_service_app
-from shared.settings import GatewaySettings, load_settings
+from shared.settings import GatewaySettings, settings_or_environment
+from shared.shutdown import install_stop_once
 
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -56,7 +57,7 @@ def _new_http_client(settings: GatewaySettings) -> httpx.AsyncClient:
 
 def create_app(settings: GatewaySettings | None = None) -> Sanic:
     """Build the gateway; with no `settings`, read them from the environment."""
-    settings = settings or load_settings(GatewaySettings)
+    settings = settings_or_environment(GatewaySettings, settings)
     app = new_service_app("gateway", settings)
     # sanic-ext's automatic OPTIONS/HEAD/CORS/docs routes would collide with the proxy's.
     app.config.AUTO_EXTEND = False
@@ -99,4 +100,5 @@ def create_app(settings: GatewaySettings | None = None) -> Sanic:
     app.add_route(proxy_auth, "/auth/<path:path>", methods=PROXY_METHODS, stream=True)
     app.add_route(proxy_todo, "/ws_ep/<path:path>", methods=PROXY_METHODS, stream=True)
     add_static_routes(app)
+    install_stop_once(app)
     return app

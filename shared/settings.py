@@ -134,6 +134,15 @@ def format_validation_error(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def settings_or_environment(cls: type[S], given: object) -> S:
+    """`given` when it is a `cls`; otherwise read `cls` from the environment.
+
+    Apps' factories use this: the Sanic CLI (`sanic pkg.app:create_app --factory`) calls
+    the factory with its own argparse namespace as the first argument.
+    """
+    return given if isinstance(given, cls) else load_settings(cls)
+
+
 def load_settings(cls: type[S]) -> S:
     """Read `cls` from the environment, or exit with one line naming each bad variable."""
     try:

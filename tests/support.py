@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+ACK_SETTLE_SECONDS = 0.3
 
 
 def free_port() -> int:
@@ -44,13 +45,16 @@ class ServiceProcess:
         log_dir: Path,
         port: int | None = None,
         name: str | None = None,
+        sanic_cli: bool = False,
     ) -> None:
         self.module = module
+        self.sanic_cli = sanic_cli
         self.env = dict(env)
         self.port = port or free_port()
         self.name = name or module
         self.log_path = log_dir / f"{self.name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.healthy_at = 0.0
 
     @property
     def url(self) -> str:
@@ -63,8 +67,12 @@ class ServiceProcess:
     def start(self, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         log = self.log_path.open("ab")
+        if self.sanic_cli:  # the Sanic CLI with the app factory, as an operator may run it
+            launcher = ["-m", "sanic", f"{self.module}.app:create_app", "--factory"]
+        else:
+            launcher = ["-m", self.module]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, *launcher, "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
@@ -83,6 +91,7 @@ class ServiceProcess:
                 raise RuntimeError(f"{self.name} exited early:\n{self.logs()}")
             try:
                 if httpx.get(self.url + path, timeout=1.0).status_code == 200:
+                    self.healthy_at = time.monotonic()
                     return
             except httpx.HTTPError:
                 pass
@@ -96,11 +105,26 @@ class ServiceProcess:
             return ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        """Send `sig` to the whole process group, wait, SIGKILL if it lingers."""
+        """Send `sig` as a process manager would, wait, SIGKILL the group if it lingers.
+
+        SIGKILL goes to the whole process group (workers die with the main process);
+        other signals go to Sanic's main process only, which relays them to its workers.
+        Signalling the group would also hit the multiprocessing manager Sanic keeps its
+        worker states in, and the main process would then fail on a broken pipe.
+        """
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
-        try:
+        if sig == signal.SIGKILL:
             os.killpg(self.proc.pid, sig)
+            return self.proc.wait(5)
+        # Sanic 25.12's main process loops forever on a stop signal that arrives while it
+        # still waits for its worker's start-up acknowledgement (polled every 0.1 s, just
+        # after the worker starts answering): give that a moment on very short lives.
+        settle = self.healthy_at + ACK_SETTLE_SECONDS - time.monotonic()
+        if settle > 0:
+            time.sleep(settle)
+        try:
+            os.kill(self.proc.pid, sig)
         except ProcessLookupError:
             pass
         try:

@@ -16,7 +16,8 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 from shared.app import new_service_app
 from shared.database import close_database, open_database, ping_database, tortoise_config
 from shared.health import health_blueprint
-from shared.settings import TodoSettings, load_settings
+from shared.settings import TodoSettings, settings_or_environment
+from shared.shutdown import install_stop_once
 from shared.tokens import AccessTokenCodec
 from todo_ws_service.auth import AuthFailed, authenticate
 from todo_ws_service.connection import (
@@ -27,7 +28,6 @@ from todo_ws_service.connection import (
     error_frame,
 )
 from todo_ws_service.fanout import Hub, create_hub
-from todo_ws_service.shutdown import install_stop_once
 from todo_ws_service.store import open_store
 
 SERVICE = "todo_ws_service"
@@ -36,7 +36,7 @@ logger = logging.getLogger(f"{SERVICE}.app")
 
 def create_app(settings: TodoSettings | None = None) -> Sanic:
     """The service's app, configured from `settings` (default: the environment)."""
-    settings = settings or load_settings(TodoSettings)
+    settings = settings_or_environment(TodoSettings, settings)
     app = new_service_app(SERVICE, settings)
     # Frames over the limit make the websockets protocol fail the connection with 1009.
     app.config.WEBSOCKET_MAX_SIZE = settings.ws_max_message

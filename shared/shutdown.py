@@ -1,4 +1,4 @@
-"""Stop once: a worker must not be stopped a second time while it shuts down.
+"""Stop once: a worker must not be stopped a second time while it shuts down (all services).
 
 `kill -TERM -<pgid>` (what systemd and our tests do) or Ctrl-C reaches both Sanic's main
 process and its worker; the main process then relays the stop to the worker as SIGINT. In
