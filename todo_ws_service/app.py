@@ -25,9 +25,11 @@ from todo_ws_service.connection import (
     CLOSE_POLICY,
     Connection,
     Limits,
+    encode,
     error_frame,
 )
-from todo_ws_service.fanout import Hub, create_hub
+from todo_ws_service.fanout import Hub, LocalHub, Subscriber
+from todo_ws_service.redis_hub import RedisHub, Resync
 from todo_ws_service.store import open_store
 
 SERVICE = "todo_ws_service"
@@ -45,7 +47,13 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
 
     codec = AccessTokenCodec(settings)
     limits = Limits(settings.ws_rate_limit, settings.ws_rate_burst)
-    hub = create_hub(settings.redis_url)
+
+    async def resync(subscriber: Subscriber) -> None:
+        # After a fan-out outage: the socket's fresh list replaces what it may have missed.
+        rows = await app.ctx.store.list_for(subscriber.user_id)
+        subscriber.deliver(encode({"type": "todos_list", "data": rows}))
+
+    hub = create_hub(settings, resync)
     app.ctx.hub = hub
     app.ctx.shutting_down = False
 
@@ -94,6 +102,13 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
 
     install_stop_once(app)
     return app
+
+
+def create_hub(settings: TodoSettings, resync: Resync) -> Hub:
+    """Redis fan-out across replicas when `REDIS_URL` is set, else inside this process."""
+    if settings.redis_url is None:
+        return LocalHub()
+    return RedisHub(settings.redis_url, settings.redis_channel_prefix, resync)
 
 
 async def drain(hub: Hub) -> None:

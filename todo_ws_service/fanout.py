@@ -1,9 +1,10 @@
 """Fan-out: carrying each change to every open socket of its user, and to nobody else.
 
     Hub                  registry of this process's sockets, by user; the delivery rule
-     └── LocalHub        one process: deliver straight to the local sockets
-     (issue 6: RedisHub  publish once on a per-user channel; every replica delivers the
-                         message it receives to its own sockets with `deliver_local`)
+     ├── LocalHub        one process: deliver straight to the local sockets
+     └── RedisHub        (redis_hub.py) several replicas: deliver locally, publish once
+                         on a per-user channel; every other replica delivers what it
+                         receives to its own sockets with `deliver_local`
 
 The rule lives in `Hub.publish`: the asking socket gets its own copy (the one carrying its
 `request_id`) directly and in its request order; every other socket of the user gets the
@@ -93,8 +94,3 @@ class LocalHub(Hub):
 
     async def close(self) -> None:
         return None
-
-
-def create_hub(redis_url: str | None) -> Hub:
-    """The hub for this deployment (with `redis_url`, issue 6 will return a Redis hub)."""
-    return LocalHub()
