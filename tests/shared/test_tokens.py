@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -44,25 +45,30 @@ def test_issue_then_verify_round_trip(codec: AccessTokenCodec) -> None:
     assert jwt.get_unverified_header(issued.token)["alg"] == "HS256"
 
 
+# Built when the test runs, not at collection: they must not have expired meanwhile.
 @pytest.mark.parametrize(
-    "token",
+    "make_token",
     [
-        pytest.param("", id="empty"),
-        pytest.param("garbage", id="garbage"),
-        pytest.param(jwt.encode(claims(), "w" * 64, algorithm="HS256"), id="wrong-key"),
-        pytest.param(jwt.encode(claims(), None, algorithm="none"), id="alg-none"),
-        pytest.param(jwt.encode(claims(), SECRET, algorithm="HS512"), id="other-alg"),
-        pytest.param(jwt.encode(claims(aud="other"), SECRET, algorithm="HS256"), id="wrong-aud"),
-        pytest.param(jwt.encode(claims(iss="evil"), SECRET, algorithm="HS256"), id="wrong-iss"),
-        pytest.param(jwt.encode(claims(sub=None), SECRET, algorithm="HS256"), id="no-sub"),
-        pytest.param(jwt.encode(claims(aud=None), SECRET, algorithm="HS256"), id="no-aud"),
-        pytest.param(jwt.encode(claims(iss=None), SECRET, algorithm="HS256"), id="no-iss"),
-        pytest.param(jwt.encode(claims(exp=None), SECRET, algorithm="HS256"), id="no-exp"),
+        pytest.param(lambda: "", id="empty"),
+        pytest.param(lambda: "garbage", id="garbage"),
+        pytest.param(lambda: jwt.encode(claims(), "w" * 64, algorithm="HS256"), id="wrong-key"),
+        pytest.param(lambda: jwt.encode(claims(), None, algorithm="none"), id="alg-none"),
+        pytest.param(lambda: jwt.encode(claims(), SECRET, algorithm="HS512"), id="other-alg"),
+        pytest.param(
+            lambda: jwt.encode(claims(aud="other"), SECRET, algorithm="HS256"), id="wrong-aud"
+        ),
+        pytest.param(
+            lambda: jwt.encode(claims(iss="evil"), SECRET, algorithm="HS256"), id="wrong-iss"
+        ),
+        pytest.param(lambda: jwt.encode(claims(sub=None), SECRET, algorithm="HS256"), id="no-sub"),
+        pytest.param(lambda: jwt.encode(claims(aud=None), SECRET, algorithm="HS256"), id="no-aud"),
+        pytest.param(lambda: jwt.encode(claims(iss=None), SECRET, algorithm="HS256"), id="no-iss"),
+        pytest.param(lambda: jwt.encode(claims(exp=None), SECRET, algorithm="HS256"), id="no-exp"),
     ],
 )
-def test_bad_tokens_are_refused(codec: AccessTokenCodec, token: str) -> None:
+def test_bad_tokens_are_refused(codec: AccessTokenCodec, make_token: Callable[[], str]) -> None:
     with pytest.raises(InvalidToken) as err:
-        codec.verify(token)
+        codec.verify(make_token())
     assert not isinstance(err.value, ExpiredToken)
 
 
