@@ -82,6 +82,11 @@ class RedisHub(Hub):
             asyncio.create_task(self._listen_forever(), name="redis-listen"),
             asyncio.create_task(self._publish_forever(), name="redis-publish"),
         ]
+        # Start serving subscribed when Redis answers; without it, start degraded.
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), REDIS_TIMEOUT)
+        except TimeoutError:
+            logger.warning("Redis unreachable at start-up: fan-out is local only for now")
 
     async def close(self) -> None:
         for task in self._tasks:
