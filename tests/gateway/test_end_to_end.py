@@ -19,57 +19,19 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import ServiceProcess
+from tests.stack import LocalStack as Stack
+from tests.stack import start_stack
 
 TIMEOUT = 10.0
 LOGIN_MAX_FAILURES = 3
 
 
-@dataclass
-class Stack:
-    auth: ServiceProcess
-    todo: ServiceProcess
-    gateway: ServiceProcess
-
-    @property
-    def url(self) -> str:
-        return self.gateway.url
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, jwt_env: dict[str, str]) -> Iterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp("gateway-e2e")
-    behind_gateway = {**jwt_env, "PROXIES_COUNT": "1"}
-    auth = ServiceProcess(
-        "auth_service",
-        {
-            **behind_gateway,
-            "AUTH_DB_URL": f"sqlite://{tmp / 'auth.sqlite3'}",
-            "LOGIN_MAX_FAILURES": str(LOGIN_MAX_FAILURES),
-        },
-        tmp,
-    )
-    todo = ServiceProcess(
-        "todo_ws_service",
-        {**behind_gateway, "TODO_DB_URL": f"sqlite://{tmp / 'todo.sqlite3'}"},
-        tmp,
-    )
-    gateway = ServiceProcess(
-        "gateway",
-        {"AUTH_UPSTREAMS": auth.url, "TODO_UPSTREAMS": todo.url, "GATEWAY_HEALTH_INTERVAL": "0.5"},
-        tmp,
-    )
-    started: list[ServiceProcess] = []
-    try:
-        for service in (auth, todo, gateway):
-            service.start(wait=False)
-            started.append(service)
-        for service in (auth, todo, gateway):
-            service.wait_healthy()
-        yield Stack(auth, todo, gateway)
-    finally:
-        for service in reversed(started):
-            service.stop()
+    started = start_stack(tmp, jwt_env, {"LOGIN_MAX_FAILURES": str(LOGIN_MAX_FAILURES)})
+    yield started
+    started.stop()
 
 
 @dataclass

@@ -1,77 +1,13 @@
-"""The real stack for the browser tests: auth service, todo service and gateway processes."""
+"""The browser tests' view of the real stack (see tests/stack.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-
 import httpx
 
-from tests.support import ServiceProcess
+from tests.stack import LocalStack as WebStack
+from tests.stack import start_stack
 
-
-@dataclass
-class WebStack:
-    """Three real services on free ports; the browser only ever talks to `gateway`."""
-
-    auth: ServiceProcess
-    todo: ServiceProcess
-    gateway: ServiceProcess
-    tmp_dir: Path
-
-    @property
-    def url(self) -> str:
-        return self.gateway.url
-
-    def todo_env(self) -> dict[str, str]:
-        return dict(self.todo.env)
-
-    def stop(self) -> None:
-        # In parallel: a service that is slow to drain then costs its own wait, not a sum.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            list(pool.map(lambda service: service.stop(), (self.gateway, self.todo, self.auth)))
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s.name}\n{s.logs()}" for s in (self.auth, self.todo, self.gateway))
-
-
-def start_stack(
-    tmp_dir: Path, jwt_env: Mapping[str, str], auth_env: Mapping[str, str] | None = None
-) -> WebStack:
-    """Start the three services (in parallel, then wait for each) with SQLite files in tmp_dir."""
-    common = {**jwt_env, "PROXIES_COUNT": "1", "LOG_LEVEL": "INFO"}
-    auth = ServiceProcess(
-        "auth_service",
-        {**common, "AUTH_DB_URL": f"sqlite://{tmp_dir / 'auth.sqlite3'}", **(auth_env or {})},
-        tmp_dir,
-    )
-    todo = ServiceProcess(
-        "todo_ws_service",
-        {**common, "TODO_DB_URL": f"sqlite://{tmp_dir / 'todo.sqlite3'}"},
-        tmp_dir,
-    )
-    gateway = ServiceProcess(
-        "gateway",
-        {
-            "AUTH_UPSTREAMS": auth.url,
-            "TODO_UPSTREAMS": todo.url,
-            "GATEWAY_HEALTH_INTERVAL": "0.5",
-            "LOG_LEVEL": "INFO",
-        },
-        tmp_dir,
-    )
-    stack = WebStack(auth, todo, gateway, tmp_dir)
-    try:
-        for service in (auth, todo, gateway):
-            service.start(wait=False)
-        for service in (auth, todo, gateway):
-            service.wait_healthy()
-    except BaseException:
-        stack.stop()
-        raise
-    return stack
+__all__ = ["WebStack", "login_tokens", "start_stack"]
 
 
 def login_tokens(stack: WebStack, username: str, password: str) -> dict[str, str]:
