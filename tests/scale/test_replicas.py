@@ -1,4 +1,4 @@
-"""Several todo replicas on one PostgreSQL database, fanned out through Redis (issue 6).
+"""Several todo replicas on one PostgreSQL database, fanned out through Redis.
 
 Replicas are real processes; the machine's Redis carries the fan-out (each module run
 uses its own channel prefix), except where Redis itself is restarted: there the test runs
