@@ -55,6 +55,7 @@ class ServiceProcess:
         self.log_path = log_dir / f"{self.name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.healthy_at = 0.0
+        self.extra_args: list[str] = []  # e.g. ["--workers", "2"]
 
     @property
     def url(self) -> str:
@@ -72,7 +73,15 @@ class ServiceProcess:
         else:
             launcher = ["-m", self.module]
         self.proc = subprocess.Popen(
-            [sys.executable, *launcher, "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                *launcher,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *self.extra_args,
+            ],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,

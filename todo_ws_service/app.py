@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 from sanic import Request, Sanic
 from sanic.server.websockets.impl import WebsocketImplProtocol
@@ -100,8 +101,31 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
         await app.ctx.store.close()
         await close_database()
 
+    @app.main_process_start
+    async def refuse_unsafe_workers(app: Sanic) -> None:
+        problem = unsafe_worker_setup(app.state.workers, settings)
+        if problem:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            raise SystemExit(2)
+
     install_stop_once(app)
     return app
+
+
+def unsafe_worker_setup(workers: int, settings: TodoSettings) -> str | None:
+    """Why `workers` processes can't serve with these settings, if they can't.
+
+    Each worker is its own process with its own sockets: without Redis, a change made on
+    one worker would never reach the user's sockets on another. And the SQLite store
+    writes from the event loop, expecting to be its file's only writer.
+    """
+    if workers <= 1:
+        return None
+    if settings.redis_url is None:
+        return "--workers above 1 needs REDIS_URL (fan-out between worker processes)"
+    if settings.todo_db_url.startswith("sqlite"):
+        return "--workers above 1 needs PostgreSQL (SQLite has one writer: use TODO_DB_URL)"
+    return None
 
 
 def create_hub(settings: TodoSettings, resync: Resync) -> Hub:
