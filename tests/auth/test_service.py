@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 
 from tests.auth.conftest import PASSWORD, AuthApi
 
@@ -99,6 +100,12 @@ def test_openapi_describes_every_call(auth_api: AuthApi) -> None:
     assert register["properties"]["password"]["minLength"] == 8
     assert document["paths"]["/auth/me"]["get"]["security"] == [{"secured": []}]
     assert {"/healthz", "/readyz"} <= set(document["paths"])
+
+
+def test_openapi_document_is_valid_openapi_3(auth_api: AuthApi) -> None:
+    """What SDK generators read must be a valid OpenAPI 3 document, refs resolving."""
+    document = auth_api.http.get("/auth/openapi.json").json()
+    validate(document)  # raises OpenAPIValidationError with the offending path
 
 
 def test_docs_page_is_html(auth_api: AuthApi) -> None:
