@@ -156,6 +156,16 @@ class ServiceProcess:
         self.stop()
 
 
+def fanout_env(db_url: str, redis_url: str = REDIS_URL) -> dict[str, str]:
+    """Todo-service settings for PostgreSQL + Redis fan-out, on channels of the test's own
+    (other tests share the machine's Redis, and user ids of two test databases collide)."""
+    return {
+        "TODO_DB_URL": db_url,
+        "REDIS_URL": redis_url,
+        "REDIS_CHANNEL_PREFIX": f"test-{secrets.token_hex(4)}",
+    }
+
+
 def _admin_dsn_for(database: str) -> str:
     return f"{POSTGRES_ADMIN_DSN}/{database}"
 

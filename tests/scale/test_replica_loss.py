@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +10,10 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.gateway.conftest import start_gateway
 from tests.support import (
-    REDIS_URL,
     ServiceProcess,
     create_postgres_database,
     drop_postgres_database,
+    fanout_env,
 )
 from tests.todo.wsclient import Socket, Tokens, new_user_id, open_socket
 
@@ -51,13 +50,7 @@ async def read_until_closed_or_quiet(sock: Socket, acknowledged: set[int]) -> in
 async def test_killed_replica_clients_reconnect_to_a_survivor_with_every_acknowledged_write(
     db_url: str, jwt_env: dict[str, str], jwt_secret: str, tmp_path: Path
 ) -> None:
-    env = {
-        **jwt_env,
-        "TODO_DB_URL": db_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_CHANNEL_PREFIX": f"test-{secrets.token_hex(4)}",
-        "WS_RATE_LIMIT": "0",
-    }
+    env = {**jwt_env, **fanout_env(db_url), "WS_RATE_LIMIT": "0"}
     replicas = [
         ServiceProcess("todo_ws_service", env, tmp_path, name=f"todo-{i}").start() for i in range(2)
     ]

@@ -8,7 +8,6 @@ a redis-server of its own.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.support import (
     ServiceProcess,
     create_postgres_database,
     drop_postgres_database,
+    fanout_env,
 )
 from tests.todo.wsclient import Socket, Tokens, new_user_id, open_user_socket
 
@@ -33,12 +33,7 @@ def start_replicas(
     count: int, jwt_env: dict[str, str], db_url: str, redis_url: str, log_dir: Path
 ) -> list[ServiceProcess]:
     """`count` replicas started together (they race for the migrations), all healthy."""
-    env = {
-        **jwt_env,
-        "TODO_DB_URL": db_url,
-        "REDIS_URL": redis_url,
-        "REDIS_CHANNEL_PREFIX": f"test-{secrets.token_hex(4)}",
-    }
+    env = {**jwt_env, **fanout_env(db_url, redis_url)}
     replicas = [
         ServiceProcess("todo_ws_service", env, log_dir, name=f"todo-{i}") for i in range(count)
     ]

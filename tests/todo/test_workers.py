@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from tests.support import (
     ServiceProcess,
     create_postgres_database,
     drop_postgres_database,
+    fanout_env,
     free_port,
 )
 from tests.todo.wsclient import Tokens, new_user_id, open_user_socket
@@ -57,12 +57,7 @@ def postgres_url() -> Iterator[str]:
 async def test_two_workers_fan_out_to_each_other_through_redis(
     postgres_url: str, jwt_env: dict[str, str], jwt_secret: str, tmp_path: Path
 ) -> None:
-    env = {
-        **jwt_env,
-        "TODO_DB_URL": postgres_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_CHANNEL_PREFIX": f"test-{secrets.token_hex(4)}",
-    }
+    env = {**jwt_env, **fanout_env(postgres_url)}
     server = ServiceProcess("todo_ws_service", env, tmp_path)
     server.extra_args = ["--workers", "2"]
     server.start(timeout=60)
