@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.support import (
-    IN_CI,
     create_postgres_database,
     drop_postgres_database,
     new_jwt_secret,
-    postgres_available,
+    require_postgres,
 )
 
 
@@ -31,17 +30,10 @@ def jwt_env(jwt_secret: str) -> dict[str, str]:
     return {"JWT_SECRET": jwt_secret, "JWT_ISSUER": "todo-auth", "JWT_AUDIENCE": "todo-api"}
 
 
-def _require_postgres() -> None:
-    if not postgres_available():
-        if IN_CI:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_backend(request: pytest.FixtureRequest) -> str:
     if request.param == "postgres":
-        _require_postgres()
+        require_postgres()
     return str(request.param)
 
 

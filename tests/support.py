@@ -178,6 +178,16 @@ def postgres_available() -> bool:
         return False
 
 
+def require_postgres() -> None:
+    """Fail in CI, skip elsewhere, when the PostgreSQL a test needs is not running."""
+    import pytest
+
+    if not postgres_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
+
+
 def create_postgres_database(prefix: str) -> str:
     """Create an empty database with a unique name; return its Tortoise URL."""
     import asyncio

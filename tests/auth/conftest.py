@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_db_url
-from tests.support import IN_CI, ServiceProcess, postgres_available
+from tests.support import ServiceProcess, require_postgres
 
 # The module server allows 3 failed logins per (username, address) in a 3 s window, so the
 # throttling test is quick; every other test uses fresh usernames and stays under it.
@@ -93,10 +93,8 @@ def auth_db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A fresh, empty database on each backend (module scope)."""
-    if request.param == "postgres" and not postgres_available():
-        if IN_CI:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
+    if request.param == "postgres":
+        require_postgres()
     yield from make_db_url(request.param, "auth_test", tmp_path_factory.mktemp("authdb"))
 
 

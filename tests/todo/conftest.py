@@ -13,17 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_db_url
-from tests.support import IN_CI, ServiceProcess, postgres_available
+from tests.support import ServiceProcess, require_postgres
 from tests.todo.wsclient import Socket, Tokens, new_user_id, open_user_socket
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def require_backend(backend: str) -> None:
-    if backend == "postgres" and not postgres_available():
-        if IN_CI:
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
+    if backend == "postgres":
+        require_postgres()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
