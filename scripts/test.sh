@@ -13,6 +13,9 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# The AsyncAPI test validates the protocol document with the official parser (node 20).
+npm ci --prefix tests/todo/asyncapi --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

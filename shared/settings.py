@@ -85,6 +85,11 @@ class TodoSettings(JwtSettings):
     ws_max_message: int = Field(default=65_536, gt=0)
     ws_ping_interval: float = Field(default=20.0, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
+    # Protocol 1.1: how long deletions (for resumes) and idempotency keys are remembered,
+    # and how often the forgotten ones are purged.
+    todo_tombstone_ttl: float = Field(default=604_800, gt=0)
+    idempotency_ttl: float = Field(default=86_400, gt=0)
+    todo_purge_interval: float = Field(default=300, gt=0)
 
     @field_validator("todo_db_url")
     @classmethod

@@ -1,8 +1,8 @@
 """The todo WebSocket service: `create_app()` builds it (`sanic todo_ws_service.app:create_app
 --factory` works too).
 
-Routes: `GET /ws_ep/ws?token=...` (the WebSocket), `/healthz`, `/readyz` (also under
-`/ws_ep/`, as seen through the gateway).
+Routes: `GET /ws_ep/ws?token=...[&since=N]` (the WebSocket), `/healthz`, `/readyz` (also
+under `/ws_ep/`, as seen through the gateway).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from todo_ws_service.connection import (
     CLOSE_POLICY,
     Connection,
     Limits,
-    encode,
     error_frame,
 )
-from todo_ws_service.fanout import Hub, LocalHub, Subscriber
-from todo_ws_service.redis_hub import RedisHub, Resync
-from todo_ws_service.store import open_store
+from todo_ws_service.fanout import Hub, LocalHub
+from todo_ws_service.handlers import Session
+from todo_ws_service.protocol_docs import protocol_docs_blueprint
+from todo_ws_service.redis_hub import RedisHub
+from todo_ws_service.store import Retention, open_store
 
 SERVICE = "todo_ws_service"
 logger = logging.getLogger(f"{SERVICE}.app")
@@ -48,13 +49,10 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
 
     codec = AccessTokenCodec(settings)
     limits = Limits(settings.ws_rate_limit, settings.ws_rate_burst)
-
-    async def resync(subscriber: Subscriber) -> None:
-        # After a fan-out outage: the socket's fresh list replaces what it may have missed.
-        rows = await app.ctx.store.list_for(subscriber.user_id)
-        subscriber.deliver(encode({"type": "todos_list", "data": rows}))
-
-    hub = create_hub(settings, resync)
+    retention = Retention(
+        settings.todo_tombstone_ttl, settings.idempotency_ttl, settings.todo_purge_interval
+    )
+    hub = create_hub(settings)
     app.ctx.hub = hub
     app.ctx.shutting_down = False
 
@@ -64,6 +62,7 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     checks = {"database": ping_database, "fanout": hub_check}
     app.blueprint(health_blueprint(checks))
     app.blueprint(health_blueprint(checks, prefix="/ws_ep"))
+    app.blueprint(protocol_docs_blueprint())
 
     async def todo_socket(request: Request, ws: WebsocketImplProtocol) -> None:
         # The handshake is always accepted; a bad token gets an error message and 1008.
@@ -76,7 +75,9 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
         if app.ctx.shutting_down:
             await ws.close(CLOSE_GOING_AWAY, "server shutting down")
             return
-        await Connection(ws, user, app.ctx.store, hub, limits).serve()
+        session = Session(user, app.ctx.store, codec)
+        since = resume_point(request.args.get("since"))
+        await Connection(ws, session, hub, limits, since).serve()
 
     app.add_websocket_route(todo_socket, "/ws_ep/ws")
 
@@ -84,7 +85,7 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     async def open_resources(app: Sanic) -> None:
         config = tortoise_config(settings.todo_db_url, SERVICE, settings.db_pool_size)
         await open_database(config)
-        app.ctx.store = open_store(config)
+        app.ctx.store = open_store(config, retention)
         await app.ctx.store.start()
         await hub.start()
 
@@ -128,11 +129,18 @@ def unsafe_worker_setup(workers: int, settings: TodoSettings) -> str | None:
     return None
 
 
-def create_hub(settings: TodoSettings, resync: Resync) -> Hub:
+def create_hub(settings: TodoSettings) -> Hub:
     """Redis fan-out across replicas when `REDIS_URL` is set, else inside this process."""
     if settings.redis_url is None:
         return LocalHub()
-    return RedisHub(settings.redis_url, settings.redis_channel_prefix, resync)
+    return RedisHub(settings.redis_url, settings.redis_channel_prefix)
+
+
+def resume_point(since: str | None) -> int | None:
+    """`?since=N` as a revision; None (a full list) unless it is a non-negative integer."""
+    if since is None or not (since.isascii() and since.isdigit()) or len(since) > 18:
+        return None
+    return int(since)
 
 
 async def drain(hub: Hub) -> None:

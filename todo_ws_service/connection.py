@@ -1,11 +1,13 @@
-"""The per-socket loop: receive, limit, parse, dispatch, encode once, send; in request order.
+"""The per-socket loop: receive, limit, parse, dispatch, reply; in request order.
 
 One `Connection` per authenticated socket. Messages are handled one at a time, so replies
-leave in the order the requests came. Events from the user's other sockets arrive through
-`deliver` and go out from a small outbox task, so a slow socket never stalls another's
-request. `close` waits for the message being handled (its write committed and its reply
-sent) and for the outbox, then closes with the given code: 1001 on shutdown, 1008 when the
-token expires.
+leave in the order the requests came. Everything the socket is sent goes through its
+`RevisionGate` (gapfill.py: changes in revision order, none skipped) onto one outbox, and
+is written by one writer at a time: the receive loop itself right after each request (no
+task per message on the hot path), or a small task for changes that arrive between
+requests, so a slow socket never stalls another's request. `close` waits for the message
+being handled (its write committed and its reply sent) and for the outbox, then closes
+with the given code: 1001 on shutdown, 1008 when the token expires.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from sanic.exceptions import ServerError, WebsocketClosed
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
 
-from todo_ws_service.auth import User
 from todo_ws_service.fanout import Hub
-from todo_ws_service.handlers import dispatch
+from todo_ws_service.gapfill import RevisionGate
+from todo_ws_service.handlers import Reply, Session, dispatch
 from todo_ws_service.messages import (
     ErrorCode,
     ProtocolError,
@@ -33,15 +34,15 @@ from todo_ws_service.messages import (
     request_id_of,
 )
 from todo_ws_service.ratelimit import TokenBucket
-from todo_ws_service.store import TodoStore
+from todo_ws_service.store import encode
 
 logger = logging.getLogger("todo_ws_service.connection")
 
-# A handler (one SQL statement) that takes longer than this is treated as a failure.
+# A handler (a transaction) that takes longer than this is treated as a failure.
 HANDLER_TIMEOUT = 10.0
 # How long `close` waits for the message in hand and the outbox before closing anyway.
 DRAIN_TIMEOUT = 5.0
-# Events queued for a socket that does not read them; beyond this it is closed (1013).
+# Frames queued for a socket that does not read them; beyond this it is closed (1013).
 OUTBOX_LIMIT = 1000
 
 CLOSE_GOING_AWAY = 1001
@@ -60,16 +61,11 @@ class Limits:
     burst: int
 
 
-def encode(message: dict[str, Any]) -> str:
-    """JSON text of a server message (orjson; Sanic sends a str as a text frame)."""
-    return orjson.dumps(message).decode()
-
-
 def with_request_id(encoded: str, request_id: str | None) -> str:
-    """The asker's copy of an encoded event: the same JSON plus its `request_id`."""
+    """The asker's copy of an encoded message: the same JSON plus its `request_id`."""
     if request_id is None:
         return encoded
-    # Splice rather than encode the whole event a second time.
+    # Splice rather than encode the whole message a second time.
     return f'{encoded[:-1]},"request_id":{orjson.dumps(request_id).decode()}}}'
 
 
@@ -95,48 +91,58 @@ class Connection:
     """One authenticated WebSocket and its user."""
 
     def __init__(
-        self, ws: WebsocketImplProtocol, user: User, store: TodoStore, hub: Hub, limits: Limits
+        self,
+        ws: WebsocketImplProtocol,
+        session: Session,
+        hub: Hub,
+        limits: Limits,
+        since: int | None = None,
     ) -> None:
         self._ws = ws
-        self._user = user
-        self._store = store
+        self._session = session
         self._hub = hub
+        self._since = since
         self._bucket = TokenBucket(limits.rate, limits.burst) if limits.rate > 0 else None
+        self._gate = RevisionGate(self._emit, self._read_delta, self._on_fill_failed)
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
         self._outbox: deque[str] = deque()
-        self._outbox_open = False
+        # One writer at a time: the receive loop after a request, or `_writer`.
+        self._writing = False
+        self._in_request = False
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     @property
     def user_id(self) -> int:
-        return self._user.id
+        return self._session.user.id
 
     # ------------------------------------------------------------ the loop
 
     async def serve(self) -> None:
-        """Send the list, then answer messages until the socket closes."""
-        # Register before reading the list so no change falls between the two; events
-        # queued meanwhile wait until the list has gone out (it must be the first message).
+        """Send the list (or the delta after `since`), then answer until the socket closes."""
+        # Register before reading so no change falls between the two: the gate holds
+        # what arrives meanwhile until the first message has gone out.
         self._hub.register(self)
-        expiry = self._schedule_expiry()
+        self._schedule_expiry(self._session.user.expires_at)
         try:
-            if not await self._send_initial_list():
+            if not await self._send_first_message():
                 return
-            self._open_outbox()
             await self._receive_loop()
         finally:
-            expiry.cancel()
+            if self._expiry is not None:
+                self._expiry.cancel()
             self._hub.unregister(self)
+            self._gate.close()
             if self._writer is not None:
                 self._writer.cancel()
 
-    async def _send_initial_list(self) -> bool:
+    async def _send_first_message(self) -> bool:
         try:
             async with asyncio.timeout(HANDLER_TIMEOUT):
-                rows = await self._store.list_for(self._user.id)
+                rev, frame = await self._read_delta(self._since)
         except Exception:
             logger.exception("could not load the todo list at connect")
             # Without its list the client has no state to apply events to: let it retry.
@@ -146,8 +152,19 @@ class Connection:
                 "internal error",
             )
             return False
-        await self.send_reply(encode({"type": "todos_list", "data": rows}))
+        self._in_request = True
+        self._gate.start(rev, frame)
+        try:
+            await self._write_outbox()
+        except _SOCKET_GONE:
+            return False
+        finally:
+            self._in_request = False
         return True
+
+    async def _read_delta(self, since: int | None) -> tuple[int, str]:
+        rev, message = await self._session.store.sync_message(self.user_id, since)
+        return rev, encode(message)
 
     async def _receive_loop(self) -> None:
         # Runs until the socket is gone: returning early would let Sanic close it with 1000
@@ -163,82 +180,117 @@ class Connection:
             if self._closing:
                 continue  # closing: what arrives now is not answered
             self._idle.clear()
+            self._in_request = True
             try:
-                await self.send_reply(await self._answer(frame))
+                await self._answer(frame)
+                if not self._writing:
+                    await self._write_outbox()
             except _SOCKET_GONE:
                 return
             finally:
+                self._in_request = False
                 self._idle.set()
 
-    async def _answer(self, frame: str | bytes) -> str:
-        """Handle one frame; the encoded reply for this socket (events are published here)."""
+    async def _answer(self, frame: str | bytes) -> None:
+        """Handle one frame: its reply, and the change's events, go to the gate."""
         request_id: str | None = None
         if self._bucket is not None and not self._bucket.take():
-            return error_frame("rate_limited", "too many messages, slow down", None, _rid(frame))
+            self._emit(
+                error_frame("rate_limited", "too many messages, slow down", None, _rid(frame))
+            )
+            return
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError:
-            return error_frame("invalid_json", "the frame is not valid JSON")
+            self._emit(error_frame("invalid_json", "the frame is not valid JSON"))
+            return
         try:
             request = parse_request(message)
             request_id = request.request_id
-            if self._store.can_hang:
+            if self._session.store.can_hang:
                 async with asyncio.timeout(HANDLER_TIMEOUT):
-                    reply = await dispatch(self._user, request, self._store)
+                    reply = await dispatch(self._session, request)
             else:
-                reply = await dispatch(self._user, request, self._store)
+                reply = await dispatch(self._session, request)
         except ProtocolError as exc:
-            return error_frame(exc.code, exc.message, exc.details, exc.request_id or request_id)
+            rid = exc.request_id or request_id
+            self._emit(encode(error_message(exc.code, exc.message, exc.details, rid, exc.data)))
+            return
         except Exception:
-            logger.exception("handling a message failed", extra={"user_id": self._user.id})
-            return error_frame("internal_error", "something went wrong", None, request_id)
-        if not reply.broadcast:
-            if request_id is not None:
-                reply.message["request_id"] = request_id
-            return encode(reply.message)
-        event = encode(reply.message)
-        reply_to_asker = with_request_id(event, request_id)
-        # The hub sends the asker's copy itself, so fan-out and ordering stay in one place.
-        await self._hub.publish(self._user.id, event, self, reply_to_asker)
-        return ""
+            logger.exception("handling a message failed", extra={"user_id": self.user_id})
+            self._emit(error_frame("internal_error", "something went wrong", None, request_id))
+            return
+        await self._deliver_own(reply, request_id)
+
+    async def _deliver_own(self, reply: Reply, request_id: str | None) -> None:
+        frame = with_request_id(reply.frame, request_id)
+        if reply.expires_at is not None:
+            self._schedule_expiry(reply.expires_at)
+        if reply.rev is None:
+            self._emit(frame)
+        elif reply.snapshot:
+            self._gate.snapshot(reply.rev, frame)
+        elif reply.broadcast:
+            # The hub gives the asker its copy and everyone else theirs, in one place.
+            waiting = self._hub.publish(self.user_id, reply.rev, reply.frame, self, frame)
+            if waiting is not None:
+                await waiting  # replies leave in request order: wait for our turn
+        else:
+            waiting = self._gate.offer_reply(reply.rev, frame)  # an idempotent repeat
+            if waiting is not None:
+                await waiting
 
     # ------------------------------------------------------------ sending
 
-    async def send_reply(self, data: str) -> None:
-        """Send now (an empty string means "already sent")."""
-        if data:
-            await self._ws.send(data)
+    def deliver(self, rev: int, frame: str) -> None:
+        """A change from one of the user's other sockets (or another replica)."""
+        if not self._closing:
+            self._gate.offer(rev, frame)
 
-    def deliver(self, data: str) -> None:
-        """Queue an event from one of the user's other sockets (or another replica)."""
-        if self._closing:
-            return
+    def deliver_reply(self, rev: int, frame: str) -> asyncio.Future[None] | None:
+        return self._gate.offer_reply(rev, frame)
+
+    def resync(self) -> None:
+        if not self._closing:
+            self._gate.fill_now()
+
+    def _emit(self, frame: str) -> None:
+        """Queue a frame for the wire (the gate calls this in the order frames must go)."""
         if len(self._outbox) >= OUTBOX_LIMIT:
-            logger.warning("closing a socket that does not read its events")
-            self.close_soon(CLOSE_TRY_AGAIN, "too slow")
+            if not self._closing:
+                logger.warning("closing a socket that does not read its messages")
+                self.close_soon(CLOSE_TRY_AGAIN, "too slow")
             return
-        self._outbox.append(data)
-        if self._outbox_open and (self._writer is None or self._writer.done()):
-            self._writer = asyncio.create_task(self._write_outbox())
-
-    def _open_outbox(self) -> None:
-        self._outbox_open = True
-        if self._outbox:
+        self._outbox.append(frame)
+        if not self._writing and not self._in_request:
             self._writer = asyncio.create_task(self._write_outbox())
 
     async def _write_outbox(self) -> None:
+        if self._writing:
+            return
+        self._writing = True
         try:
             while self._outbox:
                 await self._ws.send(self._outbox.popleft())
         except _SOCKET_GONE:
             self._outbox.clear()
+            if self._in_request:
+                raise
+        finally:
+            self._writing = False
+
+    def _on_fill_failed(self) -> None:
+        # The socket can't be brought up to date: let the client resume with `since`.
+        self.close_soon(CLOSE_SERVER_ERROR, "internal error")
 
     # ------------------------------------------------------------ closing
 
-    def _schedule_expiry(self) -> asyncio.TimerHandle:
+    def _schedule_expiry(self, expires_at: int) -> None:
         # One timer per connection, from the token's `exp`: no token check per message.
-        delay = max(0.0, self._user.expires_at - time.time())
-        return asyncio.get_running_loop().call_later(delay, self._expire)
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay = max(0.0, expires_at - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
 
     def _expire(self) -> None:
         frame = error_frame("token_expired", "your access token expired, reconnect with a new one")
@@ -250,7 +302,7 @@ class Connection:
             self._closer = asyncio.create_task(self._close(code, reason, final))
 
     async def close(self, code: int, reason: str, final: str | None = None) -> None:
-        """Finish the message in hand and queued events, send `final`, then close `code`.
+        """Finish the message in hand and queued frames, send `final`, then close `code`.
 
         Every caller waits for the same close: Sanic may run its shutdown listeners twice,
         and the second run must not return (and let Sanic cancel the handler) before the
@@ -267,6 +319,7 @@ class Connection:
                 await self._idle.wait()
                 if self._writer is not None:
                     await self._writer
+                await self._write_outbox()
         except TimeoutError:
             logger.warning("closing a socket before its last reply went out")
         except _SOCKET_GONE:

@@ -7,13 +7,16 @@
                          receives to its own sockets with `deliver_local`
 
 The rule lives in `Hub.publish`: the asking socket gets its own copy (the one carrying its
-`request_id`) directly and in its request order; every other socket of the user gets the
-shared copy, encoded once by the caller. Sockets are `Subscriber`s; delivery to the others
-never waits on a slow socket (`Subscriber.deliver` only queues).
+`request_id`); every other socket of the user gets the shared copy, encoded once by the
+caller. Every copy carries the change's revision, and each socket's `RevisionGate`
+(gapfill.py) puts what it is given in revision order with none skipped: the hub only ever
+hands changes to sockets, it never sends. Sockets are `Subscriber`s; delivery never waits
+on a slow socket (`Subscriber.deliver` only queues).
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Protocol
@@ -25,11 +28,14 @@ class Subscriber(Protocol):
     @property
     def user_id(self) -> int: ...
 
-    async def send_reply(self, data: str) -> None:
-        """Send now, in order with this socket's other replies."""
+    def deliver(self, rev: int, frame: str) -> None:
+        """Queue another socket's change (revision `rev`); never blocks."""
 
-    def deliver(self, data: str) -> None:
-        """Queue an event from elsewhere; never blocks."""
+    def deliver_reply(self, rev: int, frame: str) -> asyncio.Future[None] | None:
+        """Queue this socket's own change; a future when it must wait for earlier ones."""
+
+    def resync(self) -> None:
+        """Changes may have been lost (a fan-out outage): send a delta from its revision."""
 
 
 class Hub(ABC):
@@ -53,21 +59,27 @@ class Hub(ABC):
         for sockets in list(self._by_user.values()):
             yield from list(sockets)
 
-    async def publish(
-        self, user_id: int, event: str, origin: Subscriber, origin_reply: str
-    ) -> None:
-        """Send `origin_reply` to the asking socket and `event` to the user's other sockets."""
-        await origin.send_reply(origin_reply)
-        await self._broadcast(user_id, event, origin)
+    def publish(
+        self, user_id: int, rev: int, event: str, origin: Subscriber, origin_reply: str
+    ) -> asyncio.Future[None] | None:
+        """Give `origin_reply` to the asking socket and `event` to the user's other sockets.
 
-    def deliver_local(self, user_id: int, event: str, skip: Subscriber | None = None) -> None:
+        Returns what the asker must wait on before its next reply (None: nothing).
+        """
+        waiting = origin.deliver_reply(rev, origin_reply)
+        self._broadcast(user_id, rev, event, origin)
+        return waiting
+
+    def deliver_local(
+        self, user_id: int, rev: int, event: str, skip: Subscriber | None = None
+    ) -> None:
         """Queue `event` on each local socket of `user_id` except `skip`."""
         for subscriber in self._by_user.get(user_id, ()):
             if subscriber is not skip:
-                subscriber.deliver(event)
+                subscriber.deliver(rev, event)
 
     @abstractmethod
-    async def _broadcast(self, user_id: int, event: str, origin: Subscriber) -> None:
+    def _broadcast(self, user_id: int, rev: int, event: str, origin: Subscriber) -> None:
         """Get `event` to every socket of the user other than `origin`, wherever it is."""
 
     @abstractmethod
@@ -86,8 +98,8 @@ class Hub(ABC):
 class LocalHub(Hub):
     """Fan-out inside one process: enough for a single replica."""
 
-    async def _broadcast(self, user_id: int, event: str, origin: Subscriber) -> None:
-        self.deliver_local(user_id, event, skip=origin)
+    def _broadcast(self, user_id: int, rev: int, event: str, origin: Subscriber) -> None:
+        self.deliver_local(user_id, rev, event, skip=origin)
 
     async def start(self) -> None:
         return None

@@ -3,10 +3,12 @@
 The service validates client messages with these models and the tests check every server
 message against them, so this module is the one place the wire shapes are written down.
 
-Client to server: `GetAllTodos`, `CreateTodo`, `UpdateTodo`, `DeleteTodo` (picked by their
-`action`; `parse_request` turns a decoded frame into one of them or a `ProtocolError`).
-Server to client: `TodosList`, `TodoCreated`, `TodoUpdated`, `TodoDeleted`, `ErrorMessage`
-(`ServerMessage` is their union, keyed by `type`).
+Client to server: `GetAllTodos`, `CreateTodo`, `UpdateTodo`, `DeleteTodo`, and in protocol
+1.1 `Sync` and `RefreshToken` (picked by their `action`; `parse_request` turns a decoded
+frame into one of them or a `ProtocolError`).
+Server to client: `TodosList`, `TodosDelta`, `TodoCreated`, `TodoUpdated`, `TodoDeleted`,
+`TokenRefreshed`, `ErrorMessage` (`ServerMessage` is their union, keyed by `type`).
+The AsyncAPI document (`asyncapi.py`) is generated from these models.
 """
 
 from __future__ import annotations
@@ -40,12 +42,20 @@ ErrorCode = Literal[
     "auth_failed",
     "token_expired",
     "internal_error",
+    "conflict",
+    "idempotency_key_reused",
 ]
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
 Description = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
 TodoId = Annotated[int, Field(gt=0, le=TODO_ID_MAX)]
 RequestId = Annotated[str, StringConstraints(max_length=REQUEST_ID_MAX)]
+IDEMPOTENCY_KEY_MAX = 64
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)]
+# `version` is an INTEGER column.
+VERSION_MAX = 2**31 - 1
+IfVersion = Annotated[int, Field(gt=0, le=VERSION_MAX)]
+TOKEN_MAX = 8192
 
 # Strict: no "5" for 5, no 1 for true. Unknown fields in a payload are errors.
 _PAYLOAD = ConfigDict(extra="forbid", strict=True)
@@ -110,6 +120,7 @@ class CreateTodo(BaseModel):
 
     action: Literal["create_todo"]
     payload: TodoCreate
+    idempotency_key: IdempotencyKey | None = None
     request_id: RequestId | None = None
 
 
@@ -119,6 +130,8 @@ class UpdateTodo(BaseModel):
     action: Literal["update_todo"]
     todo_id: TodoId
     payload: TodoUpdate
+    if_version: IfVersion | None = None
+    idempotency_key: IdempotencyKey | None = None
     request_id: RequestId | None = None
 
 
@@ -127,16 +140,56 @@ class DeleteTodo(BaseModel):
 
     action: Literal["delete_todo"]
     todo_id: TodoId
+    if_version: IfVersion | None = None
+    idempotency_key: IdempotencyKey | None = None
     request_id: RequestId | None = None
 
 
-ClientRequest = GetAllTodos | CreateTodo | UpdateTodo | DeleteTodo
+class Sync(BaseModel):
+    """Ask for the changes after revision `since` (a `todos_delta`, or a `todos_list`).
+
+    Like `?since=` at connect, anything but a non-negative integer gets a full list.
+    """
+
+    model_config = _ENVELOPE
+
+    action: Literal["sync"]
+    since: Annotated[int, Field(ge=0)] | None = None
+    request_id: RequestId | None = None
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _unusable_is_none(cls, value: object) -> object:
+        usable = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return value if usable else None
+
+
+class TokenPayload(BaseModel):
+    model_config = _PAYLOAD
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=TOKEN_MAX)]
+
+
+class RefreshToken(BaseModel):
+    """A new access token for the open socket: its expiry moves to the token's `exp`."""
+
+    model_config = _ENVELOPE
+
+    action: Literal["refresh_token"]
+    payload: TokenPayload
+    request_id: RequestId | None = None
+
+
+ClientRequest = GetAllTodos | CreateTodo | UpdateTodo | DeleteTodo | Sync | RefreshToken
+WriteRequest = CreateTodo | UpdateTodo | DeleteTodo
 
 REQUEST_MODELS: Final[dict[str, type[ClientRequest]]] = {
     "get_all_todos": GetAllTodos,
     "create_todo": CreateTodo,
     "update_todo": UpdateTodo,
     "delete_todo": DeleteTodo,
+    "sync": Sync,
+    "refresh_token": RefreshToken,
 }
 
 
@@ -153,6 +206,8 @@ class Todo(BaseModel):
     owner_id: int
     created_at: datetime
     updated_at: datetime
+    # 1 when created, +1 on every update.
+    version: int
 
 
 class TodosList(BaseModel):
@@ -160,6 +215,27 @@ class TodosList(BaseModel):
 
     type: Literal["todos_list"]
     data: list[Todo]
+    # The user's revision this snapshot reflects.
+    rev: int
+    request_id: str | None = None
+
+
+class DeltaData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upserted: list[Todo]
+    deleted: list[int]
+
+
+class TodosDelta(BaseModel):
+    """The todos changed after revision `since` and the ids deleted after it, up to `rev`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["todos_delta"]
+    since: int
+    rev: int
+    data: DeltaData
     request_id: str | None = None
 
 
@@ -167,6 +243,7 @@ class TodoCreated(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["todo_created"]
+    rev: int
     data: Todo
     request_id: str | None = None
 
@@ -175,6 +252,7 @@ class TodoUpdated(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["todo_updated"]
+    rev: int
     data: Todo
     request_id: str | None = None
 
@@ -189,7 +267,17 @@ class TodoDeleted(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["todo_deleted"]
+    rev: int
     data: DeletedTodoRef
+    request_id: str | None = None
+
+
+class TokenRefreshed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["token_refreshed"]
+    # When the socket now expires (the new token's `exp`).
+    expires_at: datetime
     request_id: str | None = None
 
 
@@ -207,11 +295,19 @@ class ErrorMessage(BaseModel):
     code: ErrorCode
     message: str
     details: list[ErrorDetail] | None = None
+    # `conflict` only: the todo as it is now.
+    data: Todo | None = None
     request_id: str | None = None
 
 
 ServerMessage = Annotated[
-    TodosList | TodoCreated | TodoUpdated | TodoDeleted | ErrorMessage,
+    TodosList
+    | TodosDelta
+    | TodoCreated
+    | TodoUpdated
+    | TodoDeleted
+    | TokenRefreshed
+    | ErrorMessage,
     Field(discriminator="type"),
 ]
 server_message_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
@@ -229,12 +325,14 @@ class ProtocolError(Exception):
         message: str,
         details: list[dict[str, str]] | None = None,
         request_id: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
         self.details = details
         self.request_id = request_id
+        self.data = data
 
 
 def error_message(
@@ -242,11 +340,14 @@ def error_message(
     message: str,
     details: list[dict[str, str]] | None = None,
     request_id: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `error` server message as a dict ready to encode."""
     body: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if details is not None:
         body["details"] = details
+    if data is not None:
+        body["data"] = data
     if request_id is not None:
         body["request_id"] = request_id
     return body
@@ -260,7 +361,9 @@ def request_id_of(message: dict[str, Any]) -> str | None:
     return None
 
 
-_ENVELOPE_FIELDS = frozenset({"action", "todo_id", "request_id"})
+_ENVELOPE_FIELDS = frozenset(
+    {"action", "todo_id", "request_id", "if_version", "idempotency_key", "since"}
+)
 
 
 def parse_request(message: Any) -> ClientRequest:
@@ -292,6 +395,10 @@ def _protocol_error(exc: ValidationError, request_id: str | None) -> ProtocolErr
             name = err["loc"][0]
             if name == "todo_id":
                 text = "todo_id must be a positive integer"
+            elif name == "if_version":
+                text = f"if_version must be an integer from 1 to {VERSION_MAX}"
+            elif name == "idempotency_key":
+                text = f"idempotency_key must be a string of 1-{IDEMPOTENCY_KEY_MAX} chars"
             else:
                 text = f"{name}: {err['msg']}"
             return ProtocolError("invalid_message", text, None, request_id)

@@ -7,10 +7,16 @@ gets a change twice. Publishing goes through one queue and one task: the socket 
 the change never waits on Redis, and a replica's changes leave in the order they were
 committed.
 
+Messages arrive in publish order per replica, but two replicas' changes for one user may
+interleave in any order: each socket's revision gate (gapfill.py) restores the order, and
+fills a gap that does not close (a lost message) with a delta from the database.
+
 When Redis is lost, local sockets keep working and `/readyz` says "degraded". A background
-task reconnects with backoff; once back, the replica sends a fresh `todos_list` to each of
-its sockets (they may have missed other replicas' changes), and asks the other replicas to
-do the same for every user who changed something here meanwhile (`resync` messages).
+task reconnects with backoff; once back, each local socket is sent a delta from its
+revision (it may have missed other replicas' changes), and the other replicas are asked to
+do the same for every user who changed something here meanwhile (`resync` messages). A
+publish that fails while the subscription stays up is followed by such a request as soon
+as a publish succeeds again. A malformed message on the channels is logged and skipped.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -29,23 +34,20 @@ from todo_ws_service.fanout import Hub, Subscriber
 
 logger = logging.getLogger("todo_ws_service.redis_hub")
 
-# Messages on a channel: "<replica id>|E|<event JSON>" or "<replica id>|R|" (resync).
+# Messages on a channel: "<replica id>|E|<rev>|<event JSON>" or "<replica id>|R|" (resync).
 EVENT, RESYNC = "E", "R"
 PUBLISH_QUEUE_LIMIT = 10_000
 RECONNECT_MIN, RECONNECT_MAX = 0.2, 5.0
 REDIS_TIMEOUT = 2.0
 
-Resync = Callable[[Subscriber], Awaitable[None]]
-
 
 class RedisHub(Hub):
     """Local delivery plus one publish per change; see the module docstring."""
 
-    def __init__(self, redis_url: str, channel_prefix: str, resync: Resync) -> None:
+    def __init__(self, redis_url: str, channel_prefix: str) -> None:
         super().__init__()
         self._redis_url = redis_url
         self._prefix = channel_prefix
-        self._resync = resync
         self._replica = uuid.uuid4().hex
         self._outgoing: asyncio.Queue[tuple[int, str]] = asyncio.Queue(PUBLISH_QUEUE_LIMIT)
         # Users who changed something while Redis was unreachable: resync them when back.
@@ -60,13 +62,13 @@ class RedisHub(Hub):
 
     # ------------------------------------------------------------ Hub
 
-    async def _broadcast(self, user_id: int, event: str, origin: Subscriber) -> None:
-        self.deliver_local(user_id, event, skip=origin)
+    def _broadcast(self, user_id: int, rev: int, event: str, origin: Subscriber) -> None:
+        self.deliver_local(user_id, rev, event, skip=origin)
         if not self._subscribed.is_set():
             self._missed.add(user_id)
             return
         try:
-            self._outgoing.put_nowait((user_id, f"{self._replica}|{EVENT}|{event}"))
+            self._outgoing.put_nowait((user_id, f"{self._replica}|{EVENT}|{rev}|{event}"))
         except asyncio.QueueFull:
             self._missed.add(user_id)
 
@@ -96,6 +98,9 @@ class RedisHub(Hub):
             await self._redis.aclose()
 
     async def check(self) -> str:
+        stopped = [task.get_name() for task in self._tasks if task.done()]
+        if stopped:
+            raise RuntimeError(f"fan-out task stopped: {', '.join(stopped)}")
         return "ok" if self._subscribed.is_set() else "degraded"
 
     # ------------------------------------------------------------ receiving
@@ -125,30 +130,40 @@ class RedisHub(Hub):
         self._has_connected = True
         self._subscribed.set()
         missed, self._missed = self._missed, set()
-        for user_id in missed:
-            self._outgoing.put_nowait((user_id, f"{self._replica}|{RESYNC}|"))
-        await asyncio.gather(*(self._resync_quietly(s) for s in self.subscribers()))
+        self._ask_resync(missed)
+        for subscriber in self.subscribers():
+            subscriber.resync()
+
+    def _ask_resync(self, users: set[int]) -> None:
+        for user_id in users:
+            try:
+                self._outgoing.put_nowait((user_id, f"{self._replica}|{RESYNC}|"))
+            except asyncio.QueueFull:
+                self._missed.add(user_id)
 
     async def _read(self, pubsub: PubSub) -> None:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             if message is None or message["type"] != "pmessage":
                 continue
-            replica, kind, body = message["data"].split("|", 2)
-            if replica == self._replica:
-                continue
-            user_id = int(message["channel"].rsplit(":", 1)[1])
-            if kind == EVENT:
-                self.deliver_local(user_id, body)
-            elif kind == RESYNC:
-                sockets = list(self._by_user.get(user_id, ()))
-                await asyncio.gather(*(self._resync_quietly(s) for s in sockets))
+            try:
+                self._on_message(message["channel"], message["data"])
+            except Exception as exc:  # one bad message must not stop the fan-out
+                logger.warning("skipped a malformed fan-out message (%s)", type(exc).__name__)
 
-    async def _resync_quietly(self, subscriber: Subscriber) -> None:
-        try:
-            await self._resync(subscriber)
-        except Exception:
-            logger.exception("could not resync a socket")
+    def _on_message(self, channel: str, data: str) -> None:
+        replica, kind, body = data.split("|", 2)
+        if replica == self._replica:
+            return
+        user_id = int(channel.rsplit(":", 1)[1])
+        if kind == EVENT:
+            rev, event = body.split("|", 1)
+            self.deliver_local(user_id, int(rev), event)
+        elif kind == RESYNC:
+            for subscriber in list(self._by_user.get(user_id, ())):
+                subscriber.resync()
+        else:
+            raise ValueError(f"unknown kind {kind!r}")
 
     # ------------------------------------------------------------ sending
 
@@ -159,8 +174,12 @@ class RedisHub(Hub):
             try:
                 await self._redis.publish(self.channel(user_id), payload)
             except (RedisError, OSError):
-                # The listener notices the outage too and resyncs this user when back.
+                # Resynced when a publish goes through again (or the listener reconnects).
                 self._missed.add(user_id)
+            else:
+                if self._missed and self._subscribed.is_set():
+                    missed, self._missed = self._missed, set()
+                    self._ask_resync(missed)
 
 
 async def _quietly_close(pubsub: PubSub) -> None:

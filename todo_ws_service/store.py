@@ -1,268 +1,293 @@
-"""Todo persistence: one SQL statement per action, committed before it returns.
+"""Todo persistence: each write is one transaction, committed before it returns.
 
-    TodoStore             the four queries the handlers need
-     ├── SqliteTodoStore  Python's sqlite3, called directly on the event loop
-     └── PostgresTodoStore Tortoise's asyncpg pool
+    TodoStore               the reads and writes the handlers need, written once (`sql.Tx`)
+     ├── SqliteTodoStore    store_sqlite.py: sqlite3 on the event loop, group commit
+     └── PostgresTodoStore  store_postgres.py: Tortoise's asyncpg pool
 
-The table and its migrations are Tortoise's (`models.py`, `migrations/`); the hot path
-uses plain SQL because Tortoise's query builder costs about as much as the query itself.
-On SQLite it also skips aiosqlite: a statement on an indexed local table takes ~10-40 us,
-while handing it to aiosqlite's thread and back costs ~150 us and, under load, waits for
-the GIL. Blocking the loop that briefly is cheaper than the hop. The one process owns the
-file (several writers belong on PostgreSQL), so `busy_timeout` never has to wait in
-practice.
+The tables and migrations are Tortoise's (`models.py`, `migrations/`); the hot path uses
+plain SQL because Tortoise's query builder costs about as much as the query itself.
 
-A write is committed before its call returns, and only then is it acknowledged. On
-PostgreSQL each statement is its own transaction. On SQLite the writes of all sockets
-that arrive in one turn of the event loop commit together (group commit): each commit
-appends whole pages to the WAL, so sixteen inserts into the same pages cost little more
-than one (bench/README.md: +17-20 % messages a second). Should the shared transaction
-fail, each write is retried on its own, so a bad one fails alone. Rows come back as
-dicts in the wire shape of `messages.Todo`.
+A write bumps the user's revision, changes the todo, records a tombstone (delete) and the
+reply under its idempotency key (if any), all in one transaction: an acknowledged change
+and its bookkeeping survive a crash together or not at all. It returns a `Change`: the
+change's revision and its event, encoded once for every socket of the user.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import sqlite3
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from tortoise import connections
+import orjson
+
+from todo_ws_service import idempotency, revisions
+from todo_ws_service.idempotency import Key
+from todo_ws_service.sql import Tx, Values
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
-COLUMNS = "id, title, description, completed, owner_id, created_at, updated_at"
-INSERTED = "owner_id, title, description, completed, created_at, updated_at"
+COLUMNS = "id, title, description, completed, owner_id, created_at, updated_at, version"
+_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
 UPDATABLE = ("title", "description", "completed")
-_PRAGMA_VALUE = re.compile(r"^[A-Za-z0-9_]+$")
-CHECKPOINT_INTERVAL = 1.0
+
+_LIST = f"SELECT {COLUMNS} FROM todos WHERE owner_id = ? ORDER BY id"  # noqa: S608
+_CHANGED_SINCE = f"SELECT {COLUMNS} FROM todos WHERE owner_id = ? AND rev > ? ORDER BY id"  # noqa: S608
+_INSERTED = "owner_id, title, description, completed, created_at, updated_at, version, rev"
+_INSERT = f"INSERT INTO todos ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, 1, ?) RETURNING {COLUMNS}"  # noqa: S608
+_ONE = f"SELECT {COLUMNS} FROM todos WHERE id = ? AND owner_id = ?"  # noqa: S608
+_DELETE = "DELETE FROM todos WHERE id = ? AND owner_id = ?"
+_IF_VERSION = " AND version = ?"
+
 logger = logging.getLogger("todo_ws_service.store")
 
 
-class TodoStore(ABC):
-    """The user's todos; every method is scoped to `owner_id`."""
-
-    _placeholder_style = "?"
-    # False when the calls never wait on I/O (nothing for a timeout to interrupt).
-    can_hang = True
-
-    def __init__(self) -> None:
-        p = self._p
-        # Only placeholders and the fixed column list are formatted into these statements.
-        self._list_sql = f"SELECT {COLUMNS} FROM todos WHERE owner_id = {p(1)} ORDER BY id"  # noqa: S608
-        values = ", ".join(p(i) for i in range(1, 7))
-        self._insert_sql = f"INSERT INTO todos ({INSERTED}) VALUES ({values}) RETURNING {COLUMNS}"  # noqa: S608
-        where = f"WHERE id = {p(1)} AND owner_id = {p(2)}"
-        self._delete_sql = f"DELETE FROM todos {where} RETURNING id"  # noqa: S608
-        self._update_sql: dict[tuple[str, ...], str] = {}
-
-    def _p(self, n: int) -> str:
-        return "?" if self._placeholder_style == "?" else f"${n}"
-
-    def update_sql(self, names: tuple[str, ...]) -> str:
-        """UPDATE for this set of columns (built once per combination, then cached)."""
-        sql = self._update_sql.get(names)
-        if sql is None:
-            p = self._p
-            sets = [f"{name} = {p(i)}" for i, name in enumerate(names, 1)]
-            n = len(names)
-            sets.append(f"updated_at = {p(n + 1)}")
-            sql = (
-                f"UPDATE todos SET {', '.join(sets)}"  # noqa: S608 - names come from UPDATABLE
-                f" WHERE id = {p(n + 2)} AND owner_id = {p(n + 3)} RETURNING {COLUMNS}"
-            )
-            self._update_sql[names] = sql
-        return sql
-
-    @staticmethod
-    def update_values(changes: dict[str, Any]) -> tuple[tuple[str, ...], list[Any]]:
-        names = tuple(name for name in UPDATABLE if name in changes)
-        return names, [changes[name] for name in names]
-
-    @abstractmethod
-    async def list_for(self, owner_id: int) -> list[Row]:
-        """The user's todos in id order."""
-
-    @abstractmethod
-    async def create(
-        self, owner_id: int, title: str, description: str | None, completed: bool
-    ) -> Row:
-        """Insert and return the new row."""
-
-    @abstractmethod
-    async def update(self, owner_id: int, todo_id: int, changes: dict[str, Any]) -> Row | None:
-        """Apply `changes` to the user's todo; the updated row, or None if there is none."""
-
-    @abstractmethod
-    async def delete(self, owner_id: int, todo_id: int) -> bool:
-        """Delete the user's todo; False if the user has no such todo."""
-
-    async def start(self) -> None:
-        """Start background work the store needs."""
-        return None
-
-    async def close(self) -> None:
-        """Release the store's own connection, if it has one."""
-        return None
-
-
-_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
-_COMPLETED = _NAMES.index("completed")
-
-
-def _sqlite_todo(values: tuple[Any, ...]) -> Row:
+def as_todo(values: Values) -> Row:
+    """A row in the wire shape of `messages.Todo` (SQLite has no boolean type)."""
     row = dict(zip(_NAMES, values, strict=True))
-    row["completed"] = bool(values[_COMPLETED])  # SQLite has no boolean type
+    row["completed"] = bool(row["completed"])
     return row
 
 
-class SqliteTodoStore(TodoStore):
-    """sqlite3 on the event loop, with the PRAGMAs of the Tortoise connection.
+def encode(message: dict[str, Any]) -> str:
+    """JSON text of a server message (orjson; Sanic sends a str as a text frame)."""
+    return orjson.dumps(message).decode()
 
-    WAL checkpoints (copying the log back into the database, a few ms each) would land on
-    whichever commit crosses the threshold; they run in a thread instead, once a second.
-    """
 
-    can_hang = False
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A committed change (or the first answer to a repeated keyed write)."""
 
-    def __init__(self, file_path: str, pragmas: dict[str, Any]) -> None:
-        super().__init__()
-        self._db = self._connect(file_path, pragmas)
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer = self._connect(file_path, pragmas)
-        self._checkpoints: asyncio.Task[None] | None = None
-        self._pending: list[tuple[str, Sequence[Any], asyncio.Future[Any]]] = []
+    rev: int
+    event: str  # the encoded event, without any request_id
+    replayed: bool = False  # True: an idempotent repeat; nothing was written or sent
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long deletions and idempotency keys are kept, and how often they are purged."""
+
+    tombstone_ttl: float = 604_800
+    idempotency_ttl: float = 86_400
+    purge_interval: float = 300
+
+
+class NotFound(Exception):
+    """The user has no such todo."""
+
+
+class VersionConflict(Exception):
+    """`if_version` did not match; `current` is the todo as it is."""
+
+    def __init__(self, current: Row) -> None:
+        super().__init__("version conflict")
+        self.current = current
+
+
+class TodoStore(ABC):
+    """The user's todos and revisions; every method is scoped to `owner_id`."""
+
+    # False when the calls never wait on I/O (nothing for a timeout to interrupt).
+    can_hang = True
+
+    def __init__(self, retention: Retention) -> None:
+        self.retention = retention
+        self._update_sql: dict[tuple[tuple[str, ...], bool], str] = {}
+        self._purger: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ the backend
+
+    @abstractmethod
+    def _transaction(self, work: Callable[[Tx], Awaitable[T]]) -> Awaitable[T]:
+        """Run `work` in a write transaction: committed if it returns, rolled back if not."""
+
+    @abstractmethod
+    async def _snapshot(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run `work`'s reads on one consistent snapshot."""
 
     @staticmethod
-    def _connect(file_path: str, pragmas: dict[str, Any]) -> sqlite3.Connection:
-        # Autocommit: each statement is its own committed transaction.
-        db = sqlite3.connect(file_path, isolation_level=None, check_same_thread=False)
-        for name, value in pragmas.items():
-            if _PRAGMA_VALUE.match(name) and _PRAGMA_VALUE.match(str(value)):
-                db.execute(f"PRAGMA {name}={value}")
-        return db
+    @abstractmethod
+    def _timestamp() -> Any:
+        """Now, as the backend stores `created_at` and `updated_at`."""
+
+    # ------------------------------------------------------------ reads
+
+    async def list_for(self, owner_id: int) -> tuple[int, list[Row]]:
+        """The user's revision and todos in id order, read together."""
+
+        async def read(tx: Tx) -> tuple[int, list[Row]]:
+            revision = await revisions.current(tx, owner_id)
+            return revision.rev, [as_todo(row) for row in await tx.all(_LIST, owner_id)]
+
+        return await self._snapshot(read)
+
+    async def sync_message(self, owner_id: int, since: int | None) -> tuple[int, dict[str, Any]]:
+        """The `todos_delta` after `since`, or a full `todos_list` when that can't be exact."""
+
+        async def read(tx: Tx) -> tuple[int, dict[str, Any]]:
+            revision = await revisions.current(tx, owner_id)
+            if since is None or not revision.can_answer(since):
+                rows = [as_todo(row) for row in await tx.all(_LIST, owner_id)]
+                return revision.rev, {"type": "todos_list", "data": rows, "rev": revision.rev}
+            changed = [as_todo(row) for row in await tx.all(_CHANGED_SINCE, owner_id, since)]
+            deleted = await revisions.deleted_since(tx, owner_id, since)
+            return revision.rev, revisions.delta_message(since, revision.rev, changed, deleted)
+
+        return await self._snapshot(read)
+
+    # ------------------------------------------------------------ writes
+
+    async def create(
+        self,
+        owner_id: int,
+        title: str,
+        description: str | None,
+        completed: bool,
+        key: Key | None = None,
+    ) -> Change:
+        async def write(tx: Tx) -> Change:
+            rev, now = await self._begin_change(tx, owner_id, key)
+            stamp = self._timestamp()
+            row = await tx.one(_INSERT, owner_id, title, description, completed, stamp, stamp, rev)
+            assert row is not None
+            event = {"type": "todo_created", "rev": rev, "data": as_todo(row)}
+            return await self._finish_change(tx, owner_id, key, rev, event, now)
+
+        return await self._write(write)
+
+    async def update(
+        self,
+        owner_id: int,
+        todo_id: int,
+        changes: dict[str, Any],
+        if_version: int | None = None,
+        key: Key | None = None,
+    ) -> Change:
+        names = tuple(name for name in UPDATABLE if name in changes)
+        sql = self._update_statement(names, if_version is not None)
+
+        async def write(tx: Tx) -> Change:
+            rev, now = await self._begin_change(tx, owner_id, key)
+            params = [changes[name] for name in names]
+            params += [self._timestamp(), rev, todo_id, owner_id]
+            if if_version is not None:
+                params.append(if_version)
+            row = await tx.one(sql, *params)
+            if row is None:
+                await self._refuse(tx, owner_id, todo_id)
+            assert row is not None
+            event = {"type": "todo_updated", "rev": rev, "data": as_todo(row)}
+            return await self._finish_change(tx, owner_id, key, rev, event, now)
+
+        return await self._write(write)
+
+    async def delete(
+        self, owner_id: int, todo_id: int, if_version: int | None = None, key: Key | None = None
+    ) -> Change:
+        guard = (_IF_VERSION,) if if_version is not None else ()
+        sql = _DELETE + "".join(guard) + " RETURNING id"
+        params = (todo_id, owner_id, if_version) if if_version is not None else (todo_id, owner_id)
+
+        async def write(tx: Tx) -> Change:
+            rev, now = await self._begin_change(tx, owner_id, key)
+            if await tx.one(sql, *params) is None:
+                await self._refuse(tx, owner_id, todo_id)
+            await revisions.remember_deletion(tx, owner_id, todo_id, rev, now)
+            event = {"type": "todo_deleted", "rev": rev, "data": {"todo_id": todo_id}}
+            return await self._finish_change(tx, owner_id, key, rev, event, now)
+
+        return await self._write(write)
+
+    async def _write(self, work: Callable[[Tx], Awaitable[Change]]) -> Change:
+        try:
+            return await self._transaction(work)
+        except idempotency.Replayed as repeat:
+            # Rolled back: the repeat changed nothing. Its answer is the first one.
+            rev = orjson.loads(repeat.reply)["rev"]
+            return Change(rev, repeat.reply, replayed=True)
+
+    async def _begin_change(self, tx: Tx, owner_id: int, key: Key | None) -> tuple[int, float]:
+        # The revision first: its row lock orders this user's writes, key checks included.
+        rev = await revisions.bump(tx, owner_id)
+        now = time.time()
+        if key is not None:
+            await idempotency.check(tx, owner_id, key, now, self.retention.idempotency_ttl)
+        return rev, now
+
+    @staticmethod
+    async def _finish_change(
+        tx: Tx, owner_id: int, key: Key | None, rev: int, event: dict[str, Any], now: float
+    ) -> Change:
+        encoded = encode(event)
+        if key is not None:
+            await idempotency.remember(tx, owner_id, key, encoded, now)
+        return Change(rev, encoded)
+
+    @staticmethod
+    async def _refuse(tx: Tx, owner_id: int, todo_id: int) -> None:
+        """No row changed: raise (rolling back the revision) `VersionConflict` or `NotFound`."""
+        current = await tx.one(_ONE, todo_id, owner_id)
+        if current is None:
+            raise NotFound
+        raise VersionConflict(as_todo(current))
+
+    def _update_statement(self, names: tuple[str, ...], guarded: bool) -> str:
+        """UPDATE for this set of columns (built once per combination, then cached)."""
+        sql = self._update_sql.get((names, guarded))
+        if sql is None:
+            sets = "".join(f"{name} = ?, " for name in names)  # names come from UPDATABLE
+            sql = (
+                f"UPDATE todos SET {sets}updated_at = ?, version = version + 1, rev = ?"  # noqa: S608
+                f" WHERE id = ? AND owner_id = ?{_IF_VERSION if guarded else ''}"
+                f" RETURNING {COLUMNS}"
+            )
+            self._update_sql[(names, guarded)] = sql
+        return sql
+
+    # ------------------------------------------------------------ retention
+
+    async def purge(self, now: float | None = None) -> None:
+        """Forget tombstones and idempotency keys past their time."""
+        now = time.time() if now is None else now
+        retention = self.retention
+
+        async def forget(tx: Tx) -> None:
+            await revisions.forget_deletions_before(tx, now - retention.tombstone_ttl)
+            await idempotency.forget_before(tx, now - retention.idempotency_ttl)
+
+        await self._transaction(forget)
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.retention.purge_interval)
+            try:
+                await self.purge()
+            except Exception:
+                logger.exception("purging old tombstones and idempotency keys failed")
 
     async def start(self) -> None:
-        self._checkpoints = asyncio.create_task(self._checkpoint_forever())
-
-    async def _checkpoint_forever(self) -> None:
-        while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL)
-            try:
-                await asyncio.to_thread(
-                    self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)"
-                )
-            except sqlite3.Error:
-                logger.exception("WAL checkpoint failed")
-
-    @staticmethod
-    def _now() -> str:
-        # Stored as text in the wire format itself, so reads need no conversion.
-        return datetime.now(UTC).isoformat()
-
-    async def list_for(self, owner_id: int) -> list[Row]:
-        return [_sqlite_todo(values) for values in self._db.execute(self._list_sql, (owner_id,))]
-
-    def _write(self, sql: str, params: Sequence[Any]) -> asyncio.Future[Any]:
-        """Queue a write; the writes queued during one turn of the loop commit together."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((sql, params, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._commit_pending)
-        return future
-
-    def _commit_pending(self) -> None:
-        batch, self._pending = self._pending, []
-        db = self._db
-        if len(batch) > 1:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                rows = [db.execute(sql, params).fetchone() for sql, params, _ in batch]
-                db.execute("COMMIT")
-            except Exception:
-                # Try each on its own below, so one bad write fails alone.
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            else:
-                for (_, _, future), row in zip(batch, rows, strict=True):
-                    if not future.done():
-                        future.set_result(row)
-                return
-        # One write, or a batch that failed: each in its own transaction, its own outcome.
-        for sql, params, future in batch:
-            try:
-                row = db.execute(sql, params).fetchone()
-            except Exception as exc:  # whatever it is, its writer must hear of it
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(row)
-
-    async def create(
-        self, owner_id: int, title: str, description: str | None, completed: bool
-    ) -> Row:
-        now = self._now()
-        values = (owner_id, title, description, completed, now, now)
-        return _sqlite_todo(await self._write(self._insert_sql, values))
-
-    async def update(self, owner_id: int, todo_id: int, changes: dict[str, Any]) -> Row | None:
-        names, values = self.update_values(changes)
-        values += [self._now(), todo_id, owner_id]
-        found = await self._write(self.update_sql(names), values)
-        return None if found is None else _sqlite_todo(found)
-
-    async def delete(self, owner_id: int, todo_id: int) -> bool:
-        return await self._write(self._delete_sql, (todo_id, owner_id)) is not None
+        """Start the background purge."""
+        self._purger = asyncio.create_task(self._purge_forever(), name="todo-purge")
 
     async def close(self) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
-        self._db.close()
-        self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._checkpointer.close()
+        """Stop background work and release the store's own connections."""
+        if self._purger is not None:
+            self._purger.cancel()
 
 
-class PostgresTodoStore(TodoStore):
-    """Through the Tortoise connection's asyncpg pool (it replaces dead connections)."""
-
-    _placeholder_style = "$"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._client = connections.get("default")
-
-    async def list_for(self, owner_id: int) -> list[Row]:
-        return await self._client.execute_query_dict(self._list_sql, [owner_id])
-
-    async def create(
-        self, owner_id: int, title: str, description: str | None, completed: bool
-    ) -> Row:
-        now = datetime.now(UTC)
-        values = [owner_id, title, description, completed, now, now]
-        return (await self._client.execute_query_dict(self._insert_sql, values))[0]
-
-    async def update(self, owner_id: int, todo_id: int, changes: dict[str, Any]) -> Row | None:
-        names, values = self.update_values(changes)
-        values += [datetime.now(UTC), todo_id, owner_id]
-        rows = await self._client.execute_query_dict(self.update_sql(names), values)
-        return rows[0] if rows else None
-
-    async def delete(self, owner_id: int, todo_id: int) -> bool:
-        return bool(await self._client.execute_query_dict(self._delete_sql, [todo_id, owner_id]))
-
-
-def open_store(tortoise_config: dict[str, Any]) -> TodoStore:
+def open_store(tortoise_config: dict[str, Any], retention: Retention) -> TodoStore:
     """The store for the database Tortoise was opened on (call after `open_database`)."""
+    from todo_ws_service.store_postgres import PostgresTodoStore
+    from todo_ws_service.store_sqlite import SqliteTodoStore
+
     connection = tortoise_config["connections"]["default"]
     if connection["engine"].endswith("sqlite"):
         credentials = dict(connection["credentials"])
         file_path = credentials.pop("file_path")
-        return SqliteTodoStore(file_path, credentials)
-    return PostgresTodoStore()
+        return SqliteTodoStore(file_path, credentials, retention)
+    return PostgresTodoStore(retention)

@@ -99,7 +99,7 @@ async def test_compose_services_work_together_as_local_processes(
         )
         assert created["type"] == "todo_created" and created["request_id"] == "r1"
         copy = await sockets[1].recv()
-        assert copy == {"type": "todo_created", "data": created["data"]}
+        assert copy == {"type": "todo_created", "rev": created["rev"], "data": created["data"]}
     finally:
         await asyncio.gather(*(sock.close() for sock in sockets))
 

@@ -97,7 +97,7 @@ async def test_readme_first_command_on_a_fresh_clone(tmp_path: Path) -> None:
         assert login.status_code == 200
         token = login.json()["access_token"]
         listed, created = await first_messages(token, "from the README")
-        assert listed == {"type": "todos_list", "data": []}
+        assert listed == {"type": "todos_list", "data": [], "rev": 0}
         assert created["type"] == "todo_created"
         assert created["data"]["title"] == "from the README"  # type: ignore[index]
     finally:

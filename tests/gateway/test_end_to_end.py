@@ -93,8 +93,8 @@ async def test_two_tabs_of_one_user_see_each_others_changes(
     stack: Stack, user: User, two_sockets: tuple[TodoSocket, TodoSocket]
 ) -> None:
     tab_a, tab_b = two_sockets
-    assert await tab_a.receive() == {"type": "todos_list", "data": []}
-    assert await tab_b.receive() == {"type": "todos_list", "data": []}
+    assert await tab_a.receive() == {"type": "todos_list", "data": [], "rev": 0}
+    assert await tab_b.receive() == {"type": "todos_list", "data": [], "rev": 0}
 
     await tab_a.send(
         {
@@ -113,25 +113,25 @@ async def test_two_tabs_of_one_user_see_each_others_changes(
         False,
     )
     seen_by_b = await tab_b.receive()
-    assert seen_by_b == {"type": "todo_created", "data": todo}
+    assert seen_by_b == {"type": "todo_created", "rev": 1, "data": todo}
 
     await tab_a.send(
         {"action": "update_todo", "todo_id": todo["id"], "payload": {"completed": True}}
     )
     updated = (await tab_a.receive())["data"]
     assert updated["completed"] is True
-    assert await tab_b.receive() == {"type": "todo_updated", "data": updated}
+    assert await tab_b.receive() == {"type": "todo_updated", "rev": 2, "data": updated}
 
     await tab_b.send({"action": "get_all_todos", "payload": None})
-    assert await tab_b.receive() == {"type": "todos_list", "data": [updated]}
+    assert await tab_b.receive() == {"type": "todos_list", "data": [updated], "rev": 2}
 
     await tab_b.send({"action": "delete_todo", "todo_id": todo["id"]})
-    deleted = {"type": "todo_deleted", "data": {"todo_id": todo["id"]}}
+    deleted = {"type": "todo_deleted", "rev": 3, "data": {"todo_id": todo["id"]}}
     assert await tab_b.receive() == deleted
     assert await tab_a.receive() == deleted
 
     await tab_a.send({"action": "get_all_todos"})
-    assert await tab_a.receive() == {"type": "todos_list", "data": []}
+    assert await tab_a.receive() == {"type": "todos_list", "data": [], "rev": 3}
 
 
 def test_me_answers_through_the_gateway(stack: Stack, user: User) -> None:

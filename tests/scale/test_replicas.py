@@ -96,7 +96,7 @@ async def test_a_change_reaches_the_users_sockets_on_every_replica_once(
         todo_id = reply["data"]["id"]
         for sock in others:
             event = await sock.recv()
-            assert event == {"type": "todo_created", "data": reply["data"]}
+            assert event == {"type": "todo_created", "rev": reply["rev"], "data": reply["data"]}
 
         await others[1].send(
             {
@@ -109,12 +109,21 @@ async def test_a_change_reaches_the_users_sockets_on_every_replica_once(
         updated = await others[1].recv()
         assert updated["request_id"] == "u1" and updated["data"]["completed"] is True
         for sock in [origin, others[0], others[2]]:
-            assert (await sock.recv()) == {"type": "todo_updated", "data": updated["data"]}
+            assert (await sock.recv()) == {
+                "type": "todo_updated",
+                "rev": updated["rev"],
+                "data": updated["data"],
+            }
 
         await origin.send({"action": "delete_todo", "todo_id": todo_id})
-        assert (await origin.recv())["type"] == "todo_deleted"
+        deleted = await origin.recv()
+        assert deleted["type"] == "todo_deleted"
         for sock in others:
-            assert (await sock.recv()) == {"type": "todo_deleted", "data": {"todo_id": todo_id}}
+            assert (await sock.recv()) == {
+                "type": "todo_deleted",
+                "rev": deleted["rev"],
+                "data": {"todo_id": todo_id},
+            }
 
         # No duplicates anywhere, and nothing ever reached the other user.
         for sock in [*sockets, local_twin, outsider]:

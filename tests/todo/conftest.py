@@ -8,11 +8,13 @@ under test).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_db_url
+from tests.gateway.conftest import start_gateway
 from tests.support import ServiceProcess, require_postgres
 from tests.todo.wsclient import Socket, Tokens, new_user_id, open_user_socket
 
@@ -70,3 +72,43 @@ async def sock(todo_server: ServiceProcess, tokens: Tokens, user_id: int) -> Asy
     s = await open_user_socket(todo_server, tokens, user_id)
     yield s
     await s.close()
+
+
+@dataclass
+class GatewayStack:
+    """A todo service with a gateway in front: the sync tests talk to `gateway` only."""
+
+    todo: ServiceProcess
+    gateway: ServiceProcess
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.todo.stop()
+
+
+def start_gateway_stack(
+    jwt_env: dict[str, str], db_url: str, log_dir: Path, **env: str
+) -> GatewayStack:
+    """`start_todo_service(...)` plus a gateway whose `/ws_ep/*` upstream it is.
+
+    The gateway's auth upstream is the todo service too: these tests mint their tokens.
+    """
+    todo = start_todo_service(jwt_env, db_url, log_dir, **env)
+    try:
+        gateway = start_gateway([todo], [todo], log_dir)
+    except BaseException:
+        todo.stop()
+        raise
+    return GatewayStack(todo, gateway)
+
+
+@pytest.fixture(scope="module")
+def gateway_stack(
+    todo_db_url: str, jwt_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayStack]:
+    """The module's todo service (rate limit off: some tests send bursts) and its gateway."""
+    stack = start_gateway_stack(
+        jwt_env, todo_db_url, tmp_path_factory.mktemp("gateway-stack"), WS_RATE_LIMIT="0"
+    )
+    yield stack
+    stack.stop()

@@ -35,7 +35,7 @@ def assert_utc_iso(value: str) -> None:
 async def test_first_message_is_the_users_list_in_id_order(
     todo_server: ServiceProcess, tokens: Tokens, sock: Socket, user_id: int
 ) -> None:
-    assert sock.initial == {"type": "todos_list", "data": []}  # type: ignore[attr-defined]
+    assert sock.initial == {"type": "todos_list", "data": [], "rev": 0}  # type: ignore[attr-defined]
     made = [await create(sock, f"todo {i}") for i in range(3)]
     again = await open_user_socket(todo_server, tokens, user_id)
     listed = again.initial["data"]  # type: ignore[attr-defined]
@@ -137,7 +137,7 @@ async def test_get_all_todos_payload_forms(sock: Socket, payload: object) -> Non
     if payload != "absent":
         message["payload"] = payload
     reply = await sock.request(message)
-    assert reply == {"type": "todos_list", "data": [made], "request_id": "all"}
+    assert reply == {"type": "todos_list", "data": [made], "rev": 1, "request_id": "all"}
 
 
 async def test_update_changes_only_the_given_fields(sock: Socket) -> None:
@@ -169,7 +169,8 @@ async def test_update_changes_only_the_given_fields(sock: Socket) -> None:
 async def test_delete_then_not_found(sock: Socket) -> None:
     made = await create(sock)
     reply = await sock.request({"action": "delete_todo", "todo_id": made["id"], "request_id": "d"})
-    assert reply == {"type": "todo_deleted", "data": {"todo_id": made["id"]}, "request_id": "d"}
+    deleted = {"type": "todo_deleted", "rev": 2, "data": {"todo_id": made["id"]}, "request_id": "d"}
+    assert reply == deleted
     again = await sock.request({"action": "delete_todo", "todo_id": made["id"], "request_id": "d2"})
     assert again["type"] == "error" and again["code"] == "not_found"
     assert again["request_id"] == "d2"
@@ -434,7 +435,7 @@ async def test_changes_reach_every_socket_of_the_user_once_with_request_id_only_
     )
     assert reply["type"] == "todo_created" and reply["request_id"] == "c1"
     seen = await other_tab.recv()
-    assert seen == {"type": "todo_created", "data": reply["data"]}
+    assert seen == {"type": "todo_created", "rev": reply["rev"], "data": reply["data"]}
     todo_id = reply["data"]["id"]
 
     # A change made on the other tab comes back to the first one, without a request id.
@@ -447,10 +448,10 @@ async def test_changes_reach_every_socket_of_the_user_once_with_request_id_only_
         }
     )
     assert reply["request_id"] == "u1"
-    assert await asker.recv() == {"type": "todo_updated", "data": reply["data"]}
+    assert await asker.recv() == {"type": "todo_updated", "rev": 2, "data": reply["data"]}
 
     reply = await asker.request({"action": "delete_todo", "todo_id": todo_id})
-    assert reply == {"type": "todo_deleted", "data": {"todo_id": todo_id}}
+    assert reply == {"type": "todo_deleted", "rev": 3, "data": {"todo_id": todo_id}}
     assert await other_tab.recv() == reply
 
     # Exactly one copy each, and nothing at all for another user.

@@ -1,5 +1,6 @@
 """The SQLite store's group commit, on a real SQLite file: writes that arrive together
-commit together, each is acknowledged only once committed, and a bad one fails alone."""
+commit together, each is acknowledged only once committed, a refused or bad one rolls back
+alone (its revision too), and revisions stay consecutive."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from shared.database import close_database, open_database, tortoise_config
-from todo_ws_service.store import SqliteTodoStore, TodoStore, open_store
+from todo_ws_service.idempotency import key_for
+from todo_ws_service.store import NotFound, Retention, TodoStore, VersionConflict, open_store
+from todo_ws_service.store_sqlite import SqliteTodoStore
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[TodoStore]:
     config = tortoise_config(f"sqlite://{tmp_path / 'store.sqlite3'}", "todo_ws_service")
     await open_database(config)
-    opened = open_store(config)
+    opened = open_store(config, Retention())
     assert isinstance(opened, SqliteTodoStore)
     await opened.start()
     yield opened
@@ -32,22 +36,33 @@ def committed_titles(path: Path) -> list[str]:
         return [title for (title,) in db.execute("SELECT title FROM todos ORDER BY id")]
 
 
-async def test_concurrent_writes_commit_together_and_each_gets_its_row(
+def data(change: object) -> dict:  # type: ignore[type-arg]
+    return orjson.loads(change.event)["data"]  # type: ignore[attr-defined,no-any-return]
+
+
+async def test_concurrent_writes_commit_together_with_consecutive_revisions(
     store: TodoStore, tmp_path: Path
 ) -> None:
-    rows = await asyncio.gather(*(store.create(7, f"t{i}", None, False) for i in range(50)))
+    changes = await asyncio.gather(*(store.create(7, f"t{i}", None, False) for i in range(50)))
+    rows = [data(c) for c in changes]
     assert sorted(r["title"] for r in rows) == sorted(f"t{i}" for i in range(50))
     assert len({r["id"] for r in rows}) == 50
+    assert sorted(c.rev for c in changes) == list(range(1, 51))
     # Acknowledged means committed: a separate connection sees every row.
     assert sorted(committed_titles(tmp_path / "store.sqlite3")) == sorted(r["title"] for r in rows)
 
     updates = [store.update(7, r["id"], {"completed": True}) for r in rows[:10]]
     deletes = [store.delete(7, r["id"]) for r in rows[10:20]]
-    results = await asyncio.gather(*updates, *deletes, store.delete(8, rows[30]["id"]))
-    assert all(r is not None and r["completed"] is True for r in results[:10])
-    assert results[10:20] == [True] * 10
-    assert results[20] is False, "another owner's todo is not deleted"
-    assert len(await store.list_for(7)) == 40
+    results = await asyncio.gather(
+        *updates, *deletes, store.delete(8, rows[30]["id"]), return_exceptions=True
+    )
+    assert all(data(r)["completed"] is True and data(r)["version"] == 2 for r in results[:10])
+    assert isinstance(results[20], NotFound), "another owner's todo is not deleted"
+    # The refused delete took no revision: the 20 changes are 51..70.
+    assert sorted(r.rev for r in results[:20]) == list(range(51, 71))  # type: ignore[union-attr]
+    rev, listed = await store.list_for(7)
+    assert rev == 70 and len(listed) == 40
+    assert (await store.list_for(8)) == (0, [])
 
 
 async def test_a_failing_write_fails_alone(store: TodoStore, tmp_path: Path) -> None:
@@ -55,5 +70,41 @@ async def test_a_failing_write_fails_alone(store: TodoStore, tmp_path: Path) -> 
     bad = store.create(7, None, None, False)  # type: ignore[arg-type]  # NOT NULL violated
     results = await asyncio.gather(*good, bad, return_exceptions=True)
     assert isinstance(results[-1], sqlite3.IntegrityError)
-    assert [r["title"] for r in results[:-1]] == [f"ok{i}" for i in range(5)]  # type: ignore[index]
+    assert [data(r)["title"] for r in results[:-1]] == [f"ok{i}" for i in range(5)]
     assert committed_titles(tmp_path / "store.sqlite3") == [f"ok{i}" for i in range(5)]
+    assert (await store.list_for(7))[0] == 5
+
+
+async def test_a_conflict_in_a_batch_changes_nothing_and_reports_the_current_todo(
+    store: TodoStore,
+) -> None:
+    todo = data(await store.create(7, "one", None, False))
+    stale, fresh = await asyncio.gather(
+        store.update(7, todo["id"], {"title": "stale"}, if_version=5),
+        store.update(7, todo["id"], {"title": "fresh"}, if_version=1),
+        return_exceptions=True,
+    )
+    assert isinstance(stale, VersionConflict) and stale.current["title"] == "one"
+    assert data(fresh)["title"] == "fresh" and fresh.rev == 2  # type: ignore[union-attr]
+
+
+async def test_a_keyed_write_repeated_in_the_same_batch_happens_once(store: TodoStore) -> None:
+    key = key_for("k1", "create_todo", None, {"title": "once"})
+    first, second = await asyncio.gather(
+        store.create(7, "once", None, False, key), store.create(7, "once", None, False, key)
+    )
+    assert not first.replayed and second.replayed
+    assert second.event == first.event and second.rev == first.rev == 1
+    assert len((await store.list_for(7))[1]) == 1
+
+
+async def test_purge_forgets_old_tombstones_and_raises_the_horizon(store: TodoStore) -> None:
+    todo = data(await store.create(7, "gone soon", None, False))
+    await store.delete(7, todo["id"])
+    rev, delta = await store.sync_message(7, 0)
+    assert rev == 2 and delta["type"] == "todos_delta" and delta["data"]["deleted"] == [todo["id"]]
+    await store.purge(now=10**12)  # far in the future: everything has expired
+    rev, message = await store.sync_message(7, 0)
+    assert message["type"] == "todos_list" and message["rev"] == 2, "0 is below the horizon"
+    rev, message = await store.sync_message(7, 2)
+    assert message["type"] == "todos_delta" and message["data"] == {"upserted": [], "deleted": []}

@@ -70,7 +70,11 @@ async def test_two_workers_fan_out_to_each_other_through_redis(
         reply = await sockets[0].request({"action": "create_todo", "payload": {"title": "w"}})
         assert reply["type"] == "todo_created"
         for sock in sockets[1:]:
-            assert (await sock.recv()) == {"type": "todo_created", "data": reply["data"]}
+            assert (await sock.recv()) == {
+                "type": "todo_created",
+                "rev": reply["rev"],
+                "data": reply["data"],
+            }
         for sock in sockets:
             await sock.expect_nothing_pending()
     finally:

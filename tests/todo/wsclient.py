@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 import orjson
@@ -106,8 +107,14 @@ class Socket:
         await self.ws.close()
 
 
-async def open_socket(server: ServiceProcess, token: str | None, **kwargs: Any) -> Socket:
-    url = f"{server.ws_url}/ws_ep/ws" + (f"?token={token}" if token is not None else "")
+async def open_socket(
+    server: ServiceProcess, token: str | None, *, since: object = None, **kwargs: Any
+) -> Socket:
+    """A socket to `/ws_ep/ws`; `since` (protocol 1.1) is sent as `&since=...`, percent-encoded."""
+    query = [] if token is None else [f"token={token}"]
+    if since is not None:
+        query.append(f"since={quote(str(since), safe='')}")
+    url = f"{server.ws_url}/ws_ep/ws" + ("?" + "&".join(query) if query else "")
     ws = await asyncio.wait_for(connect(url, open_timeout=TIMEOUT, **kwargs), TIMEOUT)
     return Socket(ws)
 

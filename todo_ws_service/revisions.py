@@ -1,0 +1,80 @@
+"""Per-user revisions, tombstones and deltas (CONTRACT.md section 6).
+
+Every committed change of a user's todos bumps the user's row in `todo_revisions` in the
+change's own transaction. On PostgreSQL that row lock also serializes the user's writes
+across replicas, so revisions follow commit order and no two changes share one. A todo
+keeps the revision of its last change (`todos.rev`); a deletion leaves a tombstone with
+its revision. "What changed after N" is then two indexed range reads.
+
+Tombstones are purged after `TODO_TOMBSTONE_TTL`; the user's `horizon` remembers the
+newest purged revision, below which a resume gets a full list instead of a delta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from todo_ws_service.sql import Tx
+
+_BUMP = (
+    "INSERT INTO todo_revisions (owner_id, rev, horizon) VALUES (?, 1, 0)"
+    " ON CONFLICT (owner_id) DO UPDATE SET rev = todo_revisions.rev + 1 RETURNING rev"
+)
+_READ = "SELECT rev, horizon FROM todo_revisions WHERE owner_id = ?"
+_TOMBSTONE = "INSERT INTO todo_tombstones (owner_id, todo_id, rev, deleted_at) VALUES (?, ?, ?, ?)"
+_DELETED_SINCE = (
+    "SELECT todo_id FROM todo_tombstones WHERE owner_id = ? AND rev > ? ORDER BY todo_id"
+)
+# Move each user's horizon up to the newest tombstone about to be forgotten, then forget.
+_RAISE_HORIZONS = (
+    "UPDATE todo_revisions SET horizon = (SELECT MAX(t.rev) FROM todo_tombstones t"
+    " WHERE t.owner_id = todo_revisions.owner_id AND t.deleted_at < ?)"
+    " WHERE owner_id IN (SELECT owner_id FROM todo_tombstones WHERE deleted_at < ?)"
+)
+_FORGET = "DELETE FROM todo_tombstones WHERE deleted_at < ?"
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    rev: int
+    horizon: int
+
+    def can_answer(self, since: int) -> bool:
+        """A delta from `since` is exact: no deletion after it forgotten, not in the future."""
+        return self.horizon <= since <= self.rev
+
+
+async def bump(tx: Tx, owner_id: int) -> int:
+    """The user's next revision (locks the user's row until the transaction ends)."""
+    row = await tx.one(_BUMP, owner_id)
+    assert row is not None
+    return int(row[0])
+
+
+async def current(tx: Tx, owner_id: int) -> Revision:
+    row = await tx.one(_READ, owner_id)
+    return Revision(0, 0) if row is None else Revision(int(row[0]), int(row[1]))
+
+
+async def remember_deletion(tx: Tx, owner_id: int, todo_id: int, rev: int, now: float) -> None:
+    await tx.one(_TOMBSTONE, owner_id, todo_id, rev, now)
+
+
+async def deleted_since(tx: Tx, owner_id: int, since: int) -> list[int]:
+    return [int(row[0]) for row in await tx.all(_DELETED_SINCE, owner_id, since)]
+
+
+async def forget_deletions_before(tx: Tx, cutoff: float) -> None:
+    """Purge tombstones older than `cutoff` (Unix time), raising the horizons first."""
+    await tx.all(_RAISE_HORIZONS, cutoff, cutoff)
+    await tx.all(_FORGET, cutoff)
+
+
+def delta_message(since: int, rev: int, upserted: list[Any], deleted: list[int]) -> dict[str, Any]:
+    return {
+        "type": "todos_delta",
+        "since": since,
+        "rev": rev,
+        "data": {"upserted": upserted, "deleted": deleted},
+    }
