@@ -6,7 +6,12 @@ create_todo, update_todo, get_all_todos (a list of 5), delete_todo, over and ove
 echo server gets the very same frames. Prints messages a second, p50/p99 latency, the
 server's CPU time per message, and the todo/echo ratios.
 
-    .venv/bin/python bench/ws_hot_path.py --seconds 10 --sockets 16
+`--keys` adds a second todo server whose writes all carry an `idempotency_key` (protocol
+1.1's exactly-once bookkeeping); `--baseline REF` adds a third, the todo service as of git
+revision REF (checked out into a temporary worktree), so the cost of a change is measured
+against its predecessor in the same run, round by round.
+
+    .venv/bin/python bench/ws_hot_path.py --seconds 10 --sockets 16 --keys --baseline ffc86e1
 """
 
 from __future__ import annotations
@@ -69,11 +74,13 @@ class Result:
         )
 
 
-def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], env: dict[str, str], port: int, tree: Path = REPO
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         cmd,
-        cwd=REPO,
-        env={**os.environ, **env},
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -115,7 +122,7 @@ def group_cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
 
 
 async def closed_loop(
-    url: str, echo: bool, seconds: float, latencies: list[float], counts: list[int]
+    url: str, echo: bool, seconds: float, latencies: list[float], counts: list[int], keys: bool
 ) -> None:
     async with connect(url, max_size=2**20, compression=None) as ws:
         if not echo:
@@ -129,48 +136,94 @@ async def closed_loop(
                 await ws.recv()
         deadline = time.perf_counter() + seconds
         todo_id = 1
+        key_prefix = secrets.token_hex(6) if keys else None
+        rounds = 0
         while time.perf_counter() < deadline:
-            for frame in cycle(todo_id):
+            rounds += 1
+            for frame in cycle(todo_id, key_prefix and f"{key_prefix}-{rounds}"):
                 started = time.perf_counter()
                 await ws.send(frame)
                 reply = await ws.recv()
                 latencies.append(time.perf_counter() - started)
                 counts[0] += 1
-                if not echo and frame is CREATE_FRAME:
+                if not echo and frame.startswith(CREATE_START):
                     todo_id = orjson.loads(reply)["data"]["id"]
 
 
-def cycle(todo_id: int) -> list[str]:
-    # Built once per cycle on the client; the update and delete name the todo just created.
+CREATE_START = CREATE_FRAME[:24]
+
+
+def cycle(todo_id: int, key: str | None = None) -> list[str]:
+    """One create/update/list/delete cycle; with `key`, each write carries its own
+    idempotency key. Built once per cycle on the client; the update and delete name the
+    todo created in the previous cycle (its id is read from the create's reply)."""
+
+    def keyed(message: dict[str, object], suffix: str) -> str:
+        if key is not None:
+            message["idempotency_key"] = f"{key}{suffix}"
+        return orjson.dumps(message).decode()
+
+    create = CREATE_FRAME if key is None else CREATE_FRAME[:-1] + f',"idempotency_key":"{key}c"}}'
     return [
-        CREATE_FRAME,
-        orjson.dumps(
+        create,
+        keyed(
             {
                 "action": "update_todo",
                 "todo_id": todo_id,
                 "payload": {"completed": True},
                 "request_id": "u",
-            }
-        ).decode(),
+            },
+            "u",
+        ),
         '{"action":"get_all_todos","payload":null,"request_id":"g"}',
-        orjson.dumps({"action": "delete_todo", "todo_id": todo_id, "request_id": "d"}).decode(),
+        keyed({"action": "delete_todo", "todo_id": todo_id, "request_id": "d"}, "d"),
     ]
 
 
-async def run_load(
-    name: str, urls: list[str], echo: bool, seconds: float, proc: subprocess.Popen[bytes]
-) -> Result:
+@dataclass
+class Target:
+    """One server under load, and how the client talks to it."""
+
+    name: str
+    urls: list[str]
+    proc: subprocess.Popen[bytes]
+    echo: bool = False
+    keys: bool = False
+
+
+async def run_load(target: Target, seconds: float) -> Result:
     latencies: list[float] = []
     counts = [0]
+    urls, echo, keys, proc = target.urls, target.echo, target.keys, target.proc
     # Warm up (connections, SQLite pages, the statement caches), then measure.
-    await asyncio.gather(*(closed_loop(u, echo, 1.0, [], [0]) for u in urls))
+    await asyncio.gather(*(closed_loop(u, echo, 1.0, [], [0], keys) for u in urls))
     cpu_before, client_before = group_cpu_seconds(proc), time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(closed_loop(u, echo, seconds, latencies, counts) for u in urls))
+    await asyncio.gather(*(closed_loop(u, echo, seconds, latencies, counts, keys) for u in urls))
     elapsed = time.perf_counter() - started
     cpu = group_cpu_seconds(proc) - cpu_before
     client = time.process_time() - client_before
-    return Result(name, counts[0], elapsed, latencies, cpu, client)
+    return Result(target.name, counts[0], elapsed, latencies, cpu, client)
+
+
+def baseline_tree(ref: str, into: Path) -> Path:
+    """A detached worktree of `ref` (removed by `remove_tree`)."""
+    tree = into / "baseline"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "--quiet", str(tree), ref], cwd=REPO, check=True
+    )
+    return tree
+
+
+def remove_tree(tree: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+
+
+def report(name: str, result: Result, echo: Result) -> str:
+    return (
+        f"{name}: {result.rate / echo.rate:.0%} of echo's messages a second,"
+        f" p99 {result.percentile(0.99):.2f} ms"
+    )
 
 
 async def main() -> None:
@@ -179,56 +232,84 @@ async def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="per run")
     parser.add_argument("--sockets", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3, help="echo/todo pairs, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every server in turn")
+    parser.add_argument("--keys", action="store_true", help="also a server with keyed writes")
+    parser.add_argument("--baseline", metavar="REF", help="also the todo service as of REF")
     args = parser.parse_args()
 
     secret = secrets.token_urlsafe(48)
     codec = AccessTokenCodec(JwtSettings(jwt_secret=secret))  # type: ignore[arg-type]
-    echo_port, todo_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        echo = start(
-            [sys.executable, "bench/echo_server.py", "--port", str(echo_port)], {}, echo_port
-        )
-        env = {
-            "JWT_SECRET": secret,
-            "TODO_DB_URL": f"sqlite://{tmp}/bench.sqlite3",
-            "LOG_LEVEL": "WARNING",
-            "WS_RATE_LIMIT": "0",  # the default 30 msgs/s per socket would be the bottleneck
-        }
-        todo_cmd = [sys.executable, "-m", "todo_ws_service", "--port", str(todo_port)]
-        todo = start(todo_cmd, env, todo_port)
-        echo_urls = [f"ws://127.0.0.1:{echo_port}/ws_ep/ws"] * args.sockets
-        todo_urls = [
-            f"ws://127.0.0.1:{todo_port}/ws_ep/ws?token="
+
+    def todo_urls(port: int) -> list[str]:
+        return [
+            f"ws://127.0.0.1:{port}/ws_ep/ws?token="
             + codec.issue(1000 + i, f"bench{i}", 3600).token
             for i in range(args.sockets)
         ]
-        pairs: list[tuple[Result, Result]] = []
-        try:
-            for _ in range(args.rounds):
-                echo_result = await run_load("echo", echo_urls, True, args.seconds, echo)
-                todo_result = await run_load("todo", todo_urls, False, args.seconds, todo)
-                pairs.append((echo_result, todo_result))
-                print(echo_result.line())
-                print(todo_result.line(), flush=True)
-        finally:
-            stop(echo)
-            stop(todo)
 
-    # The round whose ratio is the median: echo and todo ran back to back in it.
-    pairs.sort(key=lambda pair: pair[1].rate / pair[0].rate)
-    echo_result, todo_result = pairs[len(pairs) // 2]
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = [("todo", REPO, False)]
+        if args.keys:
+            trees.append(("todo+key", REPO, True))
+        baseline = baseline_tree(args.baseline, Path(tmp)) if args.baseline else None
+        if baseline is not None:
+            trees.insert(0, (f"todo@{args.baseline}", baseline, False))
+        targets: list[Target] = []
+        try:
+            echo_port = free_port()
+            echo_cmd = [sys.executable, "bench/echo_server.py", "--port", str(echo_port)]
+            echo = start(echo_cmd, {}, echo_port)
+            targets.append(
+                Target(
+                    "echo", [f"ws://127.0.0.1:{echo_port}/ws_ep/ws"] * args.sockets, echo, echo=True
+                )
+            )
+            for index, (name, tree, keys) in enumerate(trees):
+                port = free_port()
+                env = {
+                    "JWT_SECRET": secret,
+                    "TODO_DB_URL": f"sqlite://{tmp}/bench{index}.sqlite3",
+                    "LOG_LEVEL": "WARNING",
+                    "WS_RATE_LIMIT": "0",  # the default 30 msgs/s per socket would be the limit
+                }
+                cmd = [sys.executable, "-m", "todo_ws_service", "--port", str(port)]
+                targets.append(
+                    Target(name, todo_urls(port), start(cmd, env, port, tree), keys=keys)
+                )
+            rounds: list[dict[str, Result]] = []
+            for _ in range(args.rounds):
+                results: dict[str, Result] = {}
+                for target in targets:
+                    results[target.name] = await run_load(target, args.seconds)
+                    print(results[target.name].line(), flush=True)
+                rounds.append(results)
+        finally:
+            for target in targets:
+                stop(target.proc)
+            if baseline is not None:
+                remove_tree(baseline)
+
+    # The round whose todo/echo ratio is the median: its servers ran back to back.
+    rounds.sort(key=lambda r: r["todo"].rate / r["echo"].rate)
+    median = rounds[len(rounds) // 2]
+    echo_result = median["echo"]
     print(f"\n{args.sockets} sockets, closed loop, {args.seconds:.0f} s a run; median round:")
-    print(echo_result.line())
-    print(todo_result.line())
-    print(
-        f"ratio todo/echo: {todo_result.rate / echo_result.rate:.0%} of the messages a second"
-        f" (target >= 50%); todo p99 {todo_result.percentile(0.99):.2f} ms (target < 5 ms)"
-    )
+    for result in median.values():
+        print(result.line())
+    for name, result in median.items():
+        if name != "echo":
+            print(report(name, result, echo_result))
+    todo = median["todo"]
+    if args.baseline:
+        before = median[f"todo@{args.baseline}"]
+        print(f"todo vs {args.baseline}: {todo.rate / before.rate:.0%} of its messages a second")
+        if args.keys:
+            keyed = median["todo+key"]
+            print(f"todo+key vs {args.baseline}: {keyed.rate / before.rate:.0%}")
     cpu_ratio = (echo_result.cpu_seconds / echo_result.messages) / (
-        todo_result.cpu_seconds / todo_result.messages
+        todo.cpu_seconds / todo.messages
     )
-    print(f"server CPU per message, echo/todo: {cpu_ratio:.0%}")
+    print(f"server CPU per message, echo/todo: {cpu_ratio:.0%} (targets: >= 50%, p99 < 5 ms)")
 
 
 if __name__ == "__main__":

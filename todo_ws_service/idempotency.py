@@ -1,11 +1,11 @@
 """Exactly-once writes: the first reply to a keyed write, stored in its transaction.
 
-A write that carries an `idempotency_key` is fingerprinted (action, todo id, payload). Inside
-the write's transaction, after the user's revision row is locked (so two replicas cannot
-both miss the key), the key is looked up: the same fingerprint answers the stored reply and
-the transaction is rolled back; another fingerprint is `idempotency_key_reused`. Otherwise
-the write goes ahead and its reply is stored with it. Keys older than `IDEMPOTENCY_TTL` are
-treated as absent and purged in the background.
+A write that carries an `idempotency_key` is fingerprinted (action, todo id, payload). At
+the end of the write's transaction its reply is stored under the key; the user's revision
+row, locked since the transaction's first statement, keeps two replicas from racing on one
+key. If the key is already there and live, the write is undone (the transaction rolls back):
+the same fingerprint answers the stored reply, another is `idempotency_key_reused`. Keys
+older than `IDEMPOTENCY_TTL` count as absent and are purged in the background.
 """
 
 from __future__ import annotations
@@ -16,17 +16,20 @@ from typing import Any
 
 import orjson
 
-from todo_ws_service.sql import Tx
+from todo_ws_service.sql import Tx, purge_prefix
 
+# The common case is one statement: the key is new.
+_CLAIM = (
+    "INSERT INTO idempotency_keys (owner_id, key, fingerprint, reply, created_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner_id, key) DO NOTHING RETURNING id"
+)
 _LOOKUP = (
     "SELECT fingerprint, reply, created_at FROM idempotency_keys WHERE owner_id = ? AND key = ?"
 )
-_DROP = "DELETE FROM idempotency_keys WHERE owner_id = ? AND key = ?"
-_STORE = (
-    "INSERT INTO idempotency_keys (owner_id, key, fingerprint, reply, created_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+_REUSE_EXPIRED = (
+    "UPDATE idempotency_keys SET fingerprint = ?, reply = ?, created_at = ?"
+    " WHERE owner_id = ? AND key = ?"
 )
-_PURGE = "DELETE FROM idempotency_keys WHERE created_at < ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +63,21 @@ class KeyReused(Exception):
     """The key names another write."""
 
 
-async def check(tx: Tx, owner_id: int, key: Key, now: float, ttl: float) -> None:
-    """Raise `Replayed` or `KeyReused` if the key is live; drop it if it has expired."""
-    row = await tx.one(_LOOKUP, owner_id, key.key)
-    if row is None:
+async def remember(tx: Tx, owner_id: int, key: Key, reply: str, now: float, ttl: float) -> None:
+    """Store `reply` under `key`, or raise `Replayed` / `KeyReused` if the key is live."""
+    if await tx.one(_CLAIM, owner_id, key.key, key.fingerprint, reply, now) is not None:
         return
-    fingerprint, reply, created_at = row
-    if created_at < now - ttl:
-        await tx.one(_DROP, owner_id, key.key)
+    row = await tx.one(_LOOKUP, owner_id, key.key)
+    assert row is not None
+    fingerprint, first_reply, created_at = row
+    if created_at < now - ttl:  # expired, not yet purged: the key is free again
+        await tx.one(_REUSE_EXPIRED, key.fingerprint, reply, now, owner_id, key.key)
         return
     if fingerprint != key.fingerprint:
         raise KeyReused
-    raise Replayed(reply)
+    raise Replayed(first_reply)
 
 
-async def remember(tx: Tx, owner_id: int, key: Key, reply: str, now: float) -> None:
-    await tx.one(_STORE, owner_id, key.key, key.fingerprint, reply, now)
-
-
-async def forget_before(tx: Tx, cutoff: float) -> None:
-    await tx.all(_PURGE, cutoff)
+async def forget_before(tx: Tx, cutoff: float) -> bool:
+    """Purge keys older than `cutoff` (Unix time), a chunk at a time; True when done."""
+    return await purge_prefix(tx, "idempotency_keys", "created_at", cutoff)

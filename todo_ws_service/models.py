@@ -63,7 +63,8 @@ class TodoTombstone(Model):
 
     class Meta:
         table = "todo_tombstones"
-        indexes = (("owner_id", "rev"), ("deleted_at",))
+        # No index on deleted_at: ids grow with time, so the purge deletes a prefix of ids.
+        indexes = (("owner_id", "rev"),)
 
 
 class IdempotencyKey(Model):
@@ -82,5 +83,6 @@ class IdempotencyKey(Model):
 
     class Meta:
         table = "idempotency_keys"
+        # No index on created_at (one less B-tree per keyed write): the purge deletes a
+        # prefix of ids, which grow with time.
         unique_together = (("owner_id", "key"),)
-        indexes = (("created_at",),)

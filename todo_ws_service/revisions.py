@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from todo_ws_service.sql import Tx
+from todo_ws_service.sql import Tx, purge_bound
 
 _BUMP = (
     "INSERT INTO todo_revisions (owner_id, rev, horizon) VALUES (?, 1, 0)"
@@ -29,10 +29,10 @@ _DELETED_SINCE = (
 # Move each user's horizon up to the newest tombstone about to be forgotten, then forget.
 _RAISE_HORIZONS = (
     "UPDATE todo_revisions SET horizon = (SELECT MAX(t.rev) FROM todo_tombstones t"
-    " WHERE t.owner_id = todo_revisions.owner_id AND t.deleted_at < ?)"
-    " WHERE owner_id IN (SELECT owner_id FROM todo_tombstones WHERE deleted_at < ?)"
+    " WHERE t.owner_id = todo_revisions.owner_id AND t.id < ?)"
+    " WHERE owner_id IN (SELECT owner_id FROM todo_tombstones WHERE id < ?)"
 )
-_FORGET = "DELETE FROM todo_tombstones WHERE deleted_at < ?"
+_FORGET = "DELETE FROM todo_tombstones WHERE id < ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +65,15 @@ async def deleted_since(tx: Tx, owner_id: int, since: int) -> list[int]:
     return [int(row[0]) for row in await tx.all(_DELETED_SINCE, owner_id, since)]
 
 
-async def forget_deletions_before(tx: Tx, cutoff: float) -> None:
-    """Purge tombstones older than `cutoff` (Unix time), raising the horizons first."""
-    await tx.all(_RAISE_HORIZONS, cutoff, cutoff)
-    await tx.all(_FORGET, cutoff)
+async def forget_deletions_before(tx: Tx, cutoff: float) -> bool:
+    """Purge tombstones older than `cutoff` (Unix time), a chunk at a time, raising the
+    horizons first; True when none is left to purge."""
+    bound = await purge_bound(tx, "todo_tombstones", "deleted_at", cutoff)
+    if bound is None:
+        return True
+    await tx.all(_RAISE_HORIZONS, bound, bound)
+    await tx.all(_FORGET, bound)
+    return False
 
 
 def delta_message(since: int, rev: int, upserted: list[Any], deleted: list[int]) -> dict[str, Any]:

@@ -48,3 +48,41 @@ def run_without_waiting(coroutine: Awaitable[T]) -> T:
         return done.value
     coroutine.close()
     raise RuntimeError("a SQLite transaction awaited something: it must run in one step")
+
+
+# At most this many rows go in one purge transaction (SQLite runs it on the event loop).
+PURGE_CHUNK = 5000
+
+
+async def purge_bound(tx: Tx, table: str, time_column: str, cutoff: float) -> int | None:
+    """The id below which every row of `table` is older than `cutoff`, or None if none is.
+
+    Rows get ids in the order they are written, so the expired rows are (nearly) a prefix
+    of the ids: everything before the first row that has not expired. Where clocks of
+    several replicas disagree a row may be kept a little longer, never dropped early.
+    Bounded to `PURGE_CHUNK` rows. `table` and `time_column` are constants of the caller.
+    """
+    first = await tx.one(f"SELECT MIN(id) FROM {table}")  # noqa: S608
+    if first is None or first[0] is None:
+        return None
+    alive = await tx.one(
+        f"SELECT id FROM {table} WHERE {time_column} >= ? ORDER BY id LIMIT 1",  # noqa: S608
+        cutoff,
+    )
+    if alive is None:
+        last = await tx.one(f"SELECT MAX(id) FROM {table}")  # noqa: S608
+        assert last is not None
+        bound = int(last[0]) + 1
+    else:
+        bound = int(alive[0])
+    bound = min(bound, int(first[0]) + PURGE_CHUNK)
+    return bound if bound > int(first[0]) else None
+
+
+async def purge_prefix(tx: Tx, table: str, time_column: str, cutoff: float) -> bool:
+    """Delete one chunk of the expired prefix of `table`; True when nothing is left."""
+    bound = await purge_bound(tx, table, time_column, cutoff)
+    if bound is None:
+        return True
+    await tx.all(f"DELETE FROM {table} WHERE id < ?", bound)  # noqa: S608
+    return False

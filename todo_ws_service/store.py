@@ -211,21 +211,18 @@ class TodoStore(ABC):
             rev = orjson.loads(repeat.reply)["rev"]
             return Change(rev, repeat.reply, replayed=True)
 
-    async def _begin_change(self, tx: Tx, owner_id: int, key: Key | None) -> tuple[int, float]:
-        # The revision first: its row lock orders this user's writes, key checks included.
-        rev = await revisions.bump(tx, owner_id)
-        now = time.time()
-        if key is not None:
-            await idempotency.check(tx, owner_id, key, now, self.retention.idempotency_ttl)
-        return rev, now
-
     @staticmethod
+    async def _begin_change(tx: Tx, owner_id: int, key: Key | None) -> tuple[int, float]:
+        # The revision first: its row lock orders this user's writes, key checks included.
+        return await revisions.bump(tx, owner_id), time.time()
+
     async def _finish_change(
-        tx: Tx, owner_id: int, key: Key | None, rev: int, event: dict[str, Any], now: float
+        self, tx: Tx, owner_id: int, key: Key | None, rev: int, event: dict[str, Any], now: float
     ) -> Change:
         encoded = encode(event)
         if key is not None:
-            await idempotency.remember(tx, owner_id, key, encoded, now)
+            ttl = self.retention.idempotency_ttl
+            await idempotency.remember(tx, owner_id, key, encoded, now, ttl)
         return Change(rev, encoded)
 
     @staticmethod
@@ -256,11 +253,18 @@ class TodoStore(ABC):
         now = time.time() if now is None else now
         retention = self.retention
 
-        async def forget(tx: Tx) -> None:
-            await revisions.forget_deletions_before(tx, now - retention.tombstone_ttl)
-            await idempotency.forget_before(tx, now - retention.idempotency_ttl)
+        async def forget_tombstones(tx: Tx) -> bool:
+            return await revisions.forget_deletions_before(tx, now - retention.tombstone_ttl)
 
-        await self._transaction(forget)
+        async def forget_keys(tx: Tx) -> bool:
+            return await idempotency.forget_before(tx, now - retention.idempotency_ttl)
+
+        # A chunk per transaction (each awaits its commit, letting other work run between),
+        # so a large purge never holds the loop or a lock for long.
+        for forget in (forget_tombstones, forget_keys):
+            done = False
+            while not done:
+                done = await self._transaction(forget)
 
     async def _purge_forever(self) -> None:
         while True:

@@ -81,6 +81,14 @@ export function applyServerMessage(todos, message) {
     }
     case "todo_deleted":
       return todos.delete(message.data && message.data.todo_id);
+    case "todos_delta": {
+      // Protocol 1.1: the server fills a gap in its events (e.g. after a Redis outage)
+      // with the todos changed since, and the ids deleted since.
+      const data = message.data || {};
+      for (const todo of data.upserted || []) todos.set(todo.id, todo);
+      for (const id of data.deleted || []) todos.delete(id);
+      return true;
+    }
     default:
       return false;
   }

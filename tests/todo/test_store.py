@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from shared.database import close_database, open_database, tortoise_config
-from todo_ws_service.idempotency import key_for
+from todo_ws_service.idempotency import KeyReused, key_for
 from todo_ws_service.store import NotFound, Retention, TodoStore, VersionConflict, open_store
 from todo_ws_service.store_sqlite import SqliteTodoStore
 
@@ -108,3 +108,22 @@ async def test_purge_forgets_old_tombstones_and_raises_the_horizon(store: TodoSt
     assert message["type"] == "todos_list" and message["rev"] == 2, "0 is below the horizon"
     rev, message = await store.sync_message(7, 2)
     assert message["type"] == "todos_delta" and message["data"] == {"upserted": [], "deleted": []}
+
+
+async def test_an_expired_key_is_free_again_even_before_the_purge(tmp_path: Path) -> None:
+    config = tortoise_config(f"sqlite://{tmp_path / 'ttl.sqlite3'}", "todo_ws_service")
+    await open_database(config)
+    store = open_store(config, Retention(idempotency_ttl=0.05))
+    try:
+        key = key_for("k", "create_todo", None, {"title": "a"})
+        first = await store.create(7, "a", None, False, key)
+        await asyncio.sleep(0.1)
+        again = await store.create(7, "a", None, False, key)
+        assert not again.replayed and again.rev == first.rev + 1
+        other = key_for("k", "delete_todo", 1, None)  # the same key, now live, another write
+        with pytest.raises(KeyReused):
+            await store.delete(7, data(first)["id"], None, other)
+        assert len((await store.list_for(7))[1]) == 2, "the refused delete changed nothing"
+    finally:
+        await store.close()
+        await close_database()

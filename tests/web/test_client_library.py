@@ -62,12 +62,16 @@ async def test_reducer_replaces_upserts_and_removes(lib_page: Page) -> None:
         apply({type: "todo_deleted", data: {todo_id: 99}});
         apply({type: "error", code: "not_found", message: "x"});
         const afterOps = lib.sortedTodos(todos).map((t) => [t.id, t.title]);
+        apply({type: "todos_delta", since: 3, rev: 5,
+               data: {upserted: [{id: 3, title: "c2"}, {id: 4, title: "d"}], deleted: [1]}});
+        const afterDelta = lib.sortedTodos(todos).map((t) => [t.id, t.title]);
         apply({type: "todos_list", data: [{id: 7, title: "fresh"}]});
-        return {steps, afterOps, final: lib.sortedTodos(todos).map((t) => t.id)};
+        return {steps, afterOps, afterDelta, final: lib.sortedTodos(todos).map((t) => t.id)};
         """,
     )
-    assert result["steps"] == [True, True, True, False, True, False, False, True]
+    assert result["steps"] == [True, True, True, False, True, False, False, True, True]
     assert result["afterOps"] == [[1, "a2"], [3, "c"]]
+    assert result["afterDelta"] == [[3, "c2"], [4, "d"]]
     assert result["final"] == [7]
 
 

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('reply', fields.TextField(unique=False)),
                 ('created_at', fields.FloatField()),
             ],
-            options={'table': 'idempotency_keys', 'app': 'todo_ws_service', 'unique_together': (('owner_id', 'key'),), 'indexes': [Index(fields=['created_at'])], 'pk_attr': 'id', 'table_description': "The first successful reply to a keyed write, stored in the write's transaction."},
+            options={'table': 'idempotency_keys', 'app': 'todo_ws_service', 'unique_together': (('owner_id', 'key'),), 'pk_attr': 'id', 'table_description': "The first successful reply to a keyed write, stored in the write's transaction."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
                 ('rev', fields.BigIntField()),
                 ('deleted_at', fields.FloatField()),
             ],
-            options={'table': 'todo_tombstones', 'app': 'todo_ws_service', 'indexes': [Index(fields=['owner_id', 'rev']), Index(fields=['deleted_at'])], 'pk_attr': 'id', 'table_description': 'A deletion, remembered `TODO_TOMBSTONE_TTL` seconds (Unix time in `deleted_at`).'},
+            options={'table': 'todo_tombstones', 'app': 'todo_ws_service', 'indexes': [Index(fields=['owner_id', 'rev'])], 'pk_attr': 'id', 'table_description': 'A deletion, remembered `TODO_TOMBSTONE_TTL` seconds (Unix time in `deleted_at`).'},
             bases=['Model'],
         ),
         ops.CreateModel(
