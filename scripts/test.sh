@@ -13,8 +13,13 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# The AsyncAPI test validates the protocol document with the official parser (node 20).
-npm ci --prefix tests/todo/asyncapi --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+# The AsyncAPI test validates the protocol document with the official parser (Node.js;
+# without it that test skips, or fails in CI).
+if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix tests/todo/asyncapi --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+else
+    echo "npm not found: the AsyncAPI validation test will not run" >&2
+fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

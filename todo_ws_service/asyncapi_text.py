@@ -102,7 +102,8 @@ CLOSE_CODES: Final[dict[int, str]] = {
     1008: "policy violation: `auth_failed` at connect or `token_expired` (an `error` "
     "message with the code comes first)",
     1009: "message too big: a frame larger than `WS_MAX_MESSAGE` (64 KiB by default)",
-    1011: "internal error at connect: the user's todos could not be loaded",
+    1011: "internal error: the user's todos could not be loaded at connect, or the "
+    "delta that fills a gap in the socket's events could not be read (resume with `since`)",
     1013: "try again later: the socket did not read its messages (more than "
     "`WS_MAX_BUFFERED` unsent), or too many connections for this user "
     "(`too_many_connections` first)",

@@ -56,6 +56,8 @@ class RevisionGate:
         self._fill_since = 0
         # A snapshot older than the running fill's start went out meanwhile: fill again.
         self._refill_from: int | None = None
+        # A resync was asked for while a fill was running (it may have read too early).
+        self._fill_again = False
 
     # ------------------------------------------------------------ input
 
@@ -101,19 +103,22 @@ class RevisionGate:
 
     def fill_now(self) -> None:
         """Send the socket a delta from its revision now (after a fan-out outage)."""
-        if self.rev is not None and self._filling is None:
+        if self._filling is not None:
+            self._fill_again = True
+        elif self.rev is not None:
             self._cancel_timer()
             self._fill_since = self.rev
             self._filling = asyncio.create_task(self._run_fill(self.rev))
 
     def close(self) -> None:
+        """Stop: nothing more is sent; an asker waiting for its turn is let go."""
         self._cancel_timer()
         if self._filling is not None:
             self._filling.cancel()
         for waiting in self._held.values():
             for held in waiting:
                 if held.released is not None and not held.released.done():
-                    held.released.cancel()
+                    held.released.set_result(None)
         self._held.clear()
 
     # ------------------------------------------------------------ ordering
@@ -159,6 +164,7 @@ class RevisionGate:
         except Exception:
             logger.exception("could not read a delta to fill a gap")
             self._filling = None
+            self.close()
             self._on_fill_failed()
             return
         self._filling = None
@@ -166,4 +172,7 @@ class RevisionGate:
         self._advance_to(max(rev, since))
         if self._refill_from is not None:
             self.rev, self._refill_from = self._refill_from, None
+            self._fill_again = True
+        if self._fill_again:
+            self._fill_again = False
             self.fill_now()

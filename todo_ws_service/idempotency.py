@@ -4,8 +4,10 @@ A write that carries an `idempotency_key` is fingerprinted (action, todo id, pay
 the end of the write's transaction its reply is stored under the key; the user's revision
 row, locked since the transaction's first statement, keeps two replicas from racing on one
 key. If the key is already there and live, the write is undone (the transaction rolls back):
-the same fingerprint answers the stored reply, another is `idempotency_key_reused`. Keys
-older than `IDEMPOTENCY_TTL` count as absent and are purged in the background.
+the same fingerprint answers the stored reply, another is `idempotency_key_reused`. A write
+the store refuses (its todo is gone, or its version moved on) looks the key up first: it
+may be the repeat of a write that succeeded. Keys older than `IDEMPOTENCY_TTL` count as
+absent and are purged in the background.
 """
 
 from __future__ import annotations
@@ -67,12 +69,19 @@ async def remember(tx: Tx, owner_id: int, key: Key, reply: str, now: float, ttl:
     """Store `reply` under `key`, or raise `Replayed` / `KeyReused` if the key is live."""
     if await tx.one(_CLAIM, owner_id, key.key, key.fingerprint, reply, now) is not None:
         return
-    row = await tx.one(_LOOKUP, owner_id, key.key)
-    assert row is not None
-    fingerprint, first_reply, created_at = row
-    if created_at < now - ttl:  # expired, not yet purged: the key is free again
+    if await replay_if_known(tx, owner_id, key, now, ttl):
+        # Expired, not yet purged: the key is free again.
         await tx.one(_REUSE_EXPIRED, key.fingerprint, reply, now, owner_id, key.key)
-        return
+
+
+async def replay_if_known(tx: Tx, owner_id: int, key: Key, now: float, ttl: float) -> bool:
+    """Raise `Replayed` or `KeyReused` if `key` is live; True if it exists but expired."""
+    row = await tx.one(_LOOKUP, owner_id, key.key)
+    if row is None:
+        return False
+    fingerprint, first_reply, created_at = row
+    if created_at < now - ttl:
+        return True
     if fingerprint != key.fingerprint:
         raise KeyReused
     raise Replayed(first_reply)

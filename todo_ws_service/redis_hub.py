@@ -170,16 +170,20 @@ class RedisHub(Hub):
     async def _publish_forever(self) -> None:
         assert self._redis is not None
         while True:
-            user_id, payload = await self._outgoing.get()
+            if self._missed and self._subscribed.is_set():
+                # Publishes failed while subscribed: ask the other replicas to resync.
+                missed, self._missed = self._missed, set()
+                self._ask_resync(missed)
+            try:
+                # While some users wait for a resync, wake up to retry it.
+                wait = RECONNECT_MAX if self._missed else None
+                user_id, payload = await asyncio.wait_for(self._outgoing.get(), wait)
+            except TimeoutError:
+                continue
             try:
                 await self._redis.publish(self.channel(user_id), payload)
             except (RedisError, OSError):
-                # Resynced when a publish goes through again (or the listener reconnects).
                 self._missed.add(user_id)
-            else:
-                if self._missed and self._subscribed.is_set():
-                    missed, self._missed = self._missed, set()
-                    self._ask_resync(missed)
 
 
 async def _quietly_close(pubsub: PubSub) -> None:

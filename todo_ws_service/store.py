@@ -179,7 +179,7 @@ class TodoStore(ABC):
                 params.append(if_version)
             row = await tx.one(sql, *params)
             if row is None:
-                await self._refuse(tx, owner_id, todo_id)
+                await self._refuse(tx, owner_id, todo_id, key, now)
             assert row is not None
             event = {"type": "todo_updated", "rev": rev, "data": as_todo(row)}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
@@ -196,7 +196,7 @@ class TodoStore(ABC):
         async def write(tx: Tx) -> Change:
             rev, now = await self._begin_change(tx, owner_id, key)
             if await tx.one(sql, *params) is None:
-                await self._refuse(tx, owner_id, todo_id)
+                await self._refuse(tx, owner_id, todo_id, key, now)
             await revisions.remember_deletion(tx, owner_id, todo_id, rev, now)
             event = {"type": "todo_deleted", "rev": rev, "data": {"todo_id": todo_id}}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
@@ -225,9 +225,15 @@ class TodoStore(ABC):
             await idempotency.remember(tx, owner_id, key, encoded, now, ttl)
         return Change(rev, encoded)
 
-    @staticmethod
-    async def _refuse(tx: Tx, owner_id: int, todo_id: int) -> None:
-        """No row changed: raise (rolling back the revision) `VersionConflict` or `NotFound`."""
+    async def _refuse(
+        self, tx: Tx, owner_id: int, todo_id: int, key: Key | None, now: float
+    ) -> None:
+        """No row changed: raise (rolling back the revision) `VersionConflict` or `NotFound`,
+        unless this is the repeat of a keyed write that did change it (`Replayed`)."""
+        if key is not None:
+            await idempotency.replay_if_known(
+                tx, owner_id, key, now, self.retention.idempotency_ttl
+            )
         current = await tx.one(_ONE, todo_id, owner_id)
         if current is None:
             raise NotFound

@@ -127,3 +127,21 @@ async def test_an_expired_key_is_free_again_even_before_the_purge(tmp_path: Path
     finally:
         await store.close()
         await close_database()
+
+
+async def test_a_repeated_write_whose_todo_moved_on_replays_its_first_answer(
+    store: TodoStore,
+) -> None:
+    todo = data(await store.create(7, "a", None, False))
+    update_key = key_for("u", "update_todo", todo["id"], {"title": "b"})
+    first_update = await store.update(7, todo["id"], {"title": "b"}, 1, update_key)
+    delete_key = key_for("d", "delete_todo", todo["id"], None)
+    first_delete = await store.delete(7, todo["id"], None, delete_key)
+    # The todo is gone: without the keys these would be not_found.
+    again = await store.update(7, todo["id"], {"title": "b"}, 1, update_key)
+    assert again.replayed and again.event == first_update.event
+    again = await store.delete(7, todo["id"], None, delete_key)
+    assert again.replayed and again.event == first_delete.event
+    with pytest.raises(NotFound):
+        await store.delete(7, todo["id"], None, key_for("new", "delete_todo", todo["id"], None))
+    assert (await store.list_for(7))[0] == 3, "no repeat took a revision"
