@@ -17,6 +17,7 @@ from shared.tokens import AccessTokenCodec
 from todo_ws_service.auth import AuthFailed, User, authenticate
 from todo_ws_service.idempotency import KeyReused, key_for
 from todo_ws_service.messages import (
+    TOKEN_MAX,
     ClientRequest,
     CreateTodo,
     DeleteTodo,
@@ -99,8 +100,11 @@ async def delete_todo(session: Session, request: DeleteTodo) -> Reply:
 
 
 async def refresh_token(session: Session, request: RefreshToken) -> Reply:
+    token = request.payload.token
     try:
-        user = authenticate(session.codec, request.payload.token)
+        if len(token) > TOKEN_MAX:
+            raise AuthFailed("missing or invalid token")
+        user = authenticate(session.codec, token)
     except AuthFailed as exc:
         raise ProtocolError("auth_failed", f"{exc}; the socket keeps its current token") from None
     if user.id != session.user.id:

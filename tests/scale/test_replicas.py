@@ -163,13 +163,16 @@ async def test_redis_restart_resyncs_every_socket(
         await asyncio.to_thread(
             wait_until, lambda: all(readiness(r) == "ready" for r in replicas), 20, "ready again"
         )
-        # B missed the change: it gets a fresh list with it, and no stale copy stays anywhere.
+        # B missed the change: it gets a delta from its revision with it (protocol 1.1).
         resynced = await on_b.recv(timeout=15)
-        while resynced["type"] != "todos_list" or not resynced["data"]:
+        while resynced["type"] != "todos_delta" or not resynced["data"]["upserted"]:
             resynced = await on_b.recv(timeout=15)
-        assert [t["title"] for t in resynced["data"]] == ["while down"]
+        assert resynced["since"] == 0 and resynced["rev"] == reply["rev"] == 1
+        assert [t["title"] for t in resynced["data"]["upserted"]] == ["while down"]
+        # A missed nothing: its delta (sent to every socket once Redis is back) is empty.
         fresh_on_a = await on_a.recv(timeout=15)
-        assert fresh_on_a["type"] == "todos_list"
+        assert fresh_on_a["type"] == "todos_delta" and fresh_on_a["since"] == 1
+        assert fresh_on_a["data"] == {"upserted": [], "deleted": []}
     finally:
         for sock in sockets:
             await sock.close()

@@ -112,3 +112,13 @@ def gateway_stack(
     )
     yield stack
     stack.stop()
+
+
+@pytest.fixture
+async def close_sync_sockets() -> AsyncIterator[None]:
+    """Close what `synctools.connect` opened during the test, even when it failed."""
+    from tests.todo.synctools import OPENED
+
+    yield
+    while OPENED:
+        await OPENED.pop().close()
