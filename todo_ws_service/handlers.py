@@ -66,7 +66,9 @@ async def sync(session: Session, request: Sync) -> Reply:
 
 async def create_todo(session: Session, request: CreateTodo) -> Reply:
     new = request.payload
-    key = key_for(request.idempotency_key, request.action, None, new.model_dump())
+    key = None
+    if request.idempotency_key is not None:
+        key = key_for(request.idempotency_key, request.action, None, new.model_dump())
     try:
         change = await session.store.create(
             session.user.id, new.title, new.description, new.completed, key

@@ -77,11 +77,15 @@ class Retention:
     purge_interval: float = 300
 
 
-class NotFound(Exception):
+class Refused(Exception):
+    """The write can't be done; raised before anything was written."""
+
+
+class NotFound(Refused):
     """The user has no such todo."""
 
 
-class VersionConflict(Exception):
+class VersionConflict(Refused):
     """`if_version` did not match; `current` is the todo as it is."""
 
     def __init__(self, current: Row) -> None:
@@ -103,8 +107,12 @@ class TodoStore(ABC):
     # ------------------------------------------------------------ the backend
 
     @abstractmethod
-    def _transaction(self, work: Callable[[Tx], Awaitable[T]]) -> Awaitable[T]:
-        """Run `work` in a write transaction: committed if it returns, rolled back if not."""
+    def _transaction(self, work: Callable[[Tx], Awaitable[T]], keyed: bool = False) -> Awaitable[T]:
+        """Run `work` in a write transaction: committed if it returns, rolled back if not.
+
+        `work` raises `Refused` only before it has written anything; `keyed` work may
+        raise after writing (a repeated idempotency key is found last).
+        """
 
     @abstractmethod
     async def _snapshot(self, work: Callable[[Tx], Awaitable[T]]) -> T:
@@ -115,13 +123,21 @@ class TodoStore(ABC):
     def _timestamp() -> Any:
         """Now, as the backend stores `created_at` and `updated_at`."""
 
+    @abstractmethod
+    async def _next_rev(self, tx: Tx, owner_id: int) -> int:
+        """The user's next revision, inside a write transaction (ordering the user's writes)."""
+
+    @abstractmethod
+    async def _revision(self, tx: Tx, owner_id: int) -> revisions.Revision:
+        """The user's current revision and horizon, inside a read."""
+
     # ------------------------------------------------------------ reads
 
     async def list_for(self, owner_id: int) -> tuple[int, list[Row]]:
         """The user's revision and todos in id order, read together."""
 
         async def read(tx: Tx) -> tuple[int, list[Row]]:
-            revision = await revisions.current(tx, owner_id)
+            revision = await self._revision(tx, owner_id)
             return revision.rev, [as_todo(row) for row in await tx.all(_LIST, owner_id)]
 
         return await self._snapshot(read)
@@ -130,7 +146,7 @@ class TodoStore(ABC):
         """The `todos_delta` after `since`, or a full `todos_list` when that can't be exact."""
 
         async def read(tx: Tx) -> tuple[int, dict[str, Any]]:
-            revision = await revisions.current(tx, owner_id)
+            revision = await self._revision(tx, owner_id)
             if since is None or not revision.can_answer(since):
                 rows = [as_todo(row) for row in await tx.all(_LIST, owner_id)]
                 return revision.rev, {"type": "todos_list", "data": rows, "rev": revision.rev}
@@ -158,7 +174,7 @@ class TodoStore(ABC):
             event = {"type": "todo_created", "rev": rev, "data": as_todo(row)}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
 
-        return await self._write(write)
+        return await self._write(write, key is not None)
 
     async def update(
         self,
@@ -184,7 +200,7 @@ class TodoStore(ABC):
             event = {"type": "todo_updated", "rev": rev, "data": as_todo(row)}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
 
-        return await self._write(write)
+        return await self._write(write, key is not None)
 
     async def delete(
         self, owner_id: int, todo_id: int, if_version: int | None = None, key: Key | None = None
@@ -201,20 +217,20 @@ class TodoStore(ABC):
             event = {"type": "todo_deleted", "rev": rev, "data": {"todo_id": todo_id}}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
 
-        return await self._write(write)
+        return await self._write(write, key is not None)
 
-    async def _write(self, work: Callable[[Tx], Awaitable[Change]]) -> Change:
+    async def _write(self, work: Callable[[Tx], Awaitable[Change]], keyed: bool) -> Change:
         try:
-            return await self._transaction(work)
+            return await self._transaction(work, keyed)
         except idempotency.Replayed as repeat:
             # Rolled back: the repeat changed nothing. Its answer is the first one.
             rev = orjson.loads(repeat.reply)["rev"]
             return Change(rev, repeat.reply, replayed=True)
 
-    @staticmethod
-    async def _begin_change(tx: Tx, owner_id: int, key: Key | None) -> tuple[int, float]:
-        # The revision first: its row lock orders this user's writes, key checks included.
-        return await revisions.bump(tx, owner_id), time.time()
+    async def _begin_change(self, tx: Tx, owner_id: int, key: Key | None) -> tuple[int, float]:
+        # The revision first: on PostgreSQL its row lock orders this user's writes, key
+        # checks included.
+        return await self._next_rev(tx, owner_id), time.time()
 
     async def _finish_change(
         self, tx: Tx, owner_id: int, key: Key | None, rev: int, event: dict[str, Any], now: float

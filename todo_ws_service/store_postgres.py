@@ -14,7 +14,8 @@ from typing import Any
 
 from tortoise import connections
 
-from todo_ws_service.sql import Values, numbered
+from todo_ws_service import revisions
+from todo_ws_service.sql import Tx, Values, numbered
 from todo_ws_service.store import Retention, T, TodoStore
 
 
@@ -46,7 +47,13 @@ class PostgresTodoStore(TodoStore):
     def _timestamp() -> datetime:
         return datetime.now(UTC)
 
-    async def _transaction(self, work: Callable[[Any], Awaitable[T]]) -> T:
+    async def _next_rev(self, tx: Tx, owner_id: int) -> int:
+        return await revisions.bump(tx, owner_id)
+
+    async def _revision(self, tx: Tx, owner_id: int) -> revisions.Revision:
+        return await revisions.current(tx, owner_id)
+
+    async def _transaction(self, work: Callable[[Any], Awaitable[T]], keyed: bool = False) -> T:
         async with self._client.acquire_connection() as conn, conn.transaction():
             return await work(PostgresTx(conn))
 

@@ -3,13 +3,17 @@
 A statement on an indexed local table takes ~10-40 us, while handing it to aiosqlite's
 thread and back costs ~150 us and, under load, waits for the GIL: blocking the loop that
 briefly is cheaper than the hop. The one process owns the file (several writers belong on
-PostgreSQL), so `busy_timeout` never has to wait in practice.
+PostgreSQL), so `busy_timeout` never has to wait in practice, and each user's revision is
+kept in memory (`revisions.latest_in_rows` reads it once).
 
 Group commit: the writes of all sockets that arrive in one turn of the event loop share one
-transaction, each inside its own savepoint, so one refused or failing write rolls back
-alone while the others commit together (each commit appends whole pages to the WAL; a
-batch costs little more than one write: bench/README.md). Futures are settled only after
-COMMIT, so nothing is acknowledged before it is durable.
+transaction (each commit appends whole pages to the WAL; a batch costs little more than one
+write: bench/README.md). Futures are settled only after COMMIT, so nothing is acknowledged
+before it is durable. One write's failure must not sink the others:
+- a refusal (not found, version conflict) comes before the write touches anything;
+- a keyed write (which may find its key taken after writing) runs inside a savepoint;
+- anything else (a real error) rolls the batch back, and each write is run again alone.
+The in-memory revisions are put back whenever writes are rolled back.
 
 WAL checkpoints (copying the log back into the database, a few ms each) would land on
 whichever commit crosses the threshold; they run in a thread instead, once a second.
@@ -25,8 +29,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from todo_ws_service.sql import Values, run_without_waiting
-from todo_ws_service.store import Retention, T, TodoStore
+from todo_ws_service import revisions
+from todo_ws_service.idempotency import KeyReused, Replayed
+from todo_ws_service.sql import Tx, Values, run_without_waiting
+from todo_ws_service.store import Refused, Retention, T, TodoStore
 
 CHECKPOINT_INTERVAL = 1.0
 _PRAGMA_VALUE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -51,6 +57,11 @@ class SqliteTx:
         return self._db.execute(sql, params).fetchall()
 
 
+# Users whose revision is kept in memory; beyond this the cache starts over (it is
+# re-read from the rows on demand).
+REVISION_CACHE_MAX = 100_000
+
+
 class SqliteTodoStore(TodoStore):
     """sqlite3 on the event loop, with the PRAGMAs of the Tortoise connection."""
 
@@ -64,7 +75,11 @@ class SqliteTodoStore(TodoStore):
         self._tx = SqliteTx(self._db)
         self._checkpointer = self._connect(file_path, pragmas)
         self._checkpoints: asyncio.Task[None] | None = None
-        self._pending: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Work, asyncio.Future[Any], bool]] = []
+        # Each user's latest revision, and what to put back if writes roll back.
+        self._revs: dict[int, int] = {}
+        self._undo_write: dict[int, int] = {}
+        self._undo_batch: dict[int, int] = {}
 
     @staticmethod
     def _connect(file_path: str, pragmas: dict[str, Any]) -> sqlite3.Connection:
@@ -79,58 +94,115 @@ class SqliteTodoStore(TodoStore):
         # Stored as text in the wire format itself, so reads need no conversion.
         return datetime.now(UTC).isoformat()
 
+    # ------------------------------------------------------------ revisions
+
+    async def _latest_rev(self, tx: Tx, owner_id: int) -> int:
+        rev = self._revs.get(owner_id)
+        if rev is None:
+            rev = self._revs[owner_id] = await revisions.latest_in_rows(tx, owner_id)
+        return rev
+
+    async def _next_rev(self, tx: Tx, owner_id: int) -> int:
+        rev = await self._latest_rev(tx, owner_id)
+        self._undo_write.setdefault(owner_id, rev)
+        self._undo_batch.setdefault(owner_id, rev)
+        self._revs[owner_id] = rev + 1
+        return rev + 1
+
+    async def _revision(self, tx: Tx, owner_id: int) -> revisions.Revision:
+        horizon = (await revisions.current(tx, owner_id)).horizon
+        return revisions.Revision(await self._latest_rev(tx, owner_id), horizon)
+
+    def _put_back(self, undo: dict[int, int]) -> None:
+        self._revs.update(undo)
+        undo.clear()
+
+    # ------------------------------------------------------------ transactions
+
     async def _snapshot(self, work: Callable[[Any], Awaitable[T]]) -> T:
         # Statements run back to back on the loop: no write can come between them.
         return run_without_waiting(work(self._tx))
 
-    def _transaction(self, work: Callable[[Any], Awaitable[T]]) -> asyncio.Future[T]:
+    def _transaction(
+        self, work: Callable[[Any], Awaitable[T]], keyed: bool = False
+    ) -> asyncio.Future[T]:
         """Queue `work`; the work queued during one turn of the loop commits together."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((work, future))
+        self._pending.append((work, future, keyed))
         if len(self._pending) == 1:
             loop.call_soon(self._commit_pending)
         return future
 
     def _commit_pending(self) -> None:
         batch, self._pending = self._pending, []
+        if len(self._revs) > REVISION_CACHE_MAX:
+            self._revs.clear()
+        if len(batch) == 1:
+            self._run_alone(*batch[0])
+            return
         db = self._db
-        # With one write there is nothing to isolate it from: no savepoint needed.
-        isolate = len(batch) > 1
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        self._undo_batch.clear()
         try:
             db.execute("BEGIN IMMEDIATE")
-            for work, future in batch:
-                if isolate:
-                    db.execute("SAVEPOINT one_write")
-                try:
-                    result = run_without_waiting(work(self._tx))
-                except Exception as exc:  # refused (not found, conflict, repeat) or failed
-                    if isolate:
-                        db.execute("ROLLBACK TO one_write")
-                        db.execute("RELEASE one_write")
-                    else:
-                        db.execute("ROLLBACK")
-                    outcomes.append((future, None, exc))
-                else:
-                    if isolate:
-                        db.execute("RELEASE one_write")
-                    outcomes.append((future, result, None))
-            if db.in_transaction:
-                db.execute("COMMIT")
-        except Exception as exc:
-            # The transaction itself failed: nothing of the batch is committed.
-            logger.exception("a SQLite transaction failed")
+            for work, future, keyed in batch:
+                outcomes.append((future, *self._run_in_batch(work, keyed)))
+            db.execute("COMMIT")
+        except Exception:
+            # A write failed half-way, or the commit did: nothing of the batch is kept.
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for _, future in batch]
+            self._put_back(self._undo_batch)
+            for work, future, keyed in batch:
+                self._run_alone(work, future, keyed)
+            return
         for future, result, error in outcomes:
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+            _settle(future, result, error)
+
+    def _run_in_batch(self, work: Work, keyed: bool) -> tuple[Any, BaseException | None]:
+        """One write inside the batch's transaction: (result, None) or (None, refusal)."""
+        db = self._db
+        self._undo_write.clear()
+        if keyed:
+            db.execute("SAVEPOINT one_write")
+        try:
+            result = run_without_waiting(work(self._tx))
+        except Refused as refusal:  # nothing written
+            if keyed:
+                db.execute("ROLLBACK TO one_write")
+                db.execute("RELEASE one_write")
+            self._put_back(self._undo_write)
+            return None, refusal
+        except Exception as exc:
+            if not keyed:
+                raise  # it may have written half: the batch is redone write by write
+            db.execute("ROLLBACK TO one_write")
+            db.execute("RELEASE one_write")
+            self._put_back(self._undo_write)
+            return None, exc
+        if keyed:
+            db.execute("RELEASE one_write")
+        return result, None
+
+    def _run_alone(self, work: Work, future: asyncio.Future[Any], keyed: bool) -> None:
+        db = self._db
+        self._undo_write.clear()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            result = run_without_waiting(work(self._tx))
+            db.execute("COMMIT")
+        except Exception as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._put_back(self._undo_write)
+            if not isinstance(exc, Refused | Replayed | KeyReused):
+                logger.exception("a SQLite write failed")
+            _settle(future, None, exc)
+        else:
+            _settle(future, result, None)
+
+    # ------------------------------------------------------------ background work
 
     async def start(self) -> None:
         await super().start()
@@ -153,3 +225,12 @@ class SqliteTodoStore(TodoStore):
         self._db.close()
         self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._checkpointer.close()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)

@@ -57,10 +57,6 @@ class Migration(migrations.Migration):
             name='version',
             field=fields.IntField(default=1, db_default=1),
         ),
-        ops.AddIndex(
-            model_name='Todo',
-            index=Index(fields=['owner_id', 'rev']),
-        ),
         # Existing data (written by protocol 1.0): each todo counts as one change, in id
         # order, so a user's revision starts at their number of todos and `since=0`
         # returns all of them. New todos get version 1 from the column default.
