@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ValidationError
 from sanic import Request
+from sanic.headers import parse_content_header
+from sanic.request.form import parse_multipart_form
 
 from auth_service.schemas import USERNAME_PATTERN
 from shared.errors import ValidationFailed
@@ -72,10 +75,30 @@ def parse_json(request: Request, model: type[M]) -> M:
     return parse_model(model, json_object(request))
 
 
+def _content_type(request: Request) -> tuple[str, dict[str, int | str]]:
+    return parse_content_header(request.headers.get("content-type", ""))
+
+
 def is_form(request: Request) -> bool:
-    return (request.content_type or "").lower().startswith(FORM_TYPES)
+    return _content_type(request)[0] in FORM_TYPES
 
 
 def form_fields(request: Request) -> dict[str, str]:
-    """A form body as a plain dict (the first value of each field)."""
-    return {name: values[0] for name, values in (request.form or {}).items() if values}
+    """A form body as a plain dict (the first value of each field); 422 if unreadable.
+
+    Parsed here rather than through `request.form`, which logs a traceback at ERROR for
+    every malformed body (no boundary, bad UTF-8, an unknown charset...), a cheap way to
+    flood the logs, and then carries on with an empty form.
+    """
+    content_type, options = _content_type(request)
+    try:
+        if content_type == "multipart/form-data":
+            boundary = str(options.get("boundary") or "")
+            if not boundary:
+                raise ValueError("no boundary")
+            fields, _files = parse_multipart_form(request.body, boundary.encode())
+        else:
+            fields = parse_qs(request.body.decode("utf-8"))
+    except Exception:  # any flaw of an untrusted body is the client's: 422, never a 500
+        raise ValidationFailed([{"field": "body", "message": "is not a readable form"}]) from None
+    return {name: values[0] for name, values in fields.items() if values}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sanic import Request
 
 from auth_service.passwords import PasswordHasher
-from auth_service.throttle import LoginThrottle
+from auth_service.throttle import LoginThrottle, SlidingWindowCounter
 from shared.settings import AuthSettings
 from shared.tokens import AccessTokenCodec
 
@@ -18,14 +18,22 @@ class AuthContext:
     tokens: AccessTokenCodec
     passwords: PasswordHasher
     throttle: LoginThrottle
+    registrations: SlidingWindowCounter[str]
 
     @classmethod
     def build(cls, settings: AuthSettings) -> AuthContext:
         return cls(
             settings=settings,
             tokens=AccessTokenCodec(settings),
-            passwords=PasswordHasher(),
-            throttle=LoginThrottle(settings.login_max_failures, settings.login_failure_window),
+            passwords=PasswordHasher(settings.hash_queue_max),
+            throttle=LoginThrottle(
+                settings.login_max_failures,
+                settings.login_failure_window,
+                settings.login_max_per_address,
+            ),
+            registrations=SlidingWindowCounter(
+                settings.register_max_per_address, settings.register_window
+            ),
         )
 
 

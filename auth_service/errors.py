@@ -4,6 +4,7 @@ ApiError (shared.errors)
  ├── UsernameTaken           409 username_taken
  ├── InvalidCredentials      401 invalid_credentials
  ├── TooManyAttempts         429 too_many_attempts (+ Retry-After)
+ ├── Busy                    503 busy (+ Retry-After): the password-hashing queue is full
  ├── InvalidRefreshToken     401 invalid_refresh_token
  └── NotAuthenticated        401 invalid_token / token_expired (+ WWW-Authenticate)
 """
@@ -33,7 +34,17 @@ class TooManyAttempts(ApiError):
     status_code = 429
     code = "too_many_attempts"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class Busy(ApiError):
+    """The server is busy; try again shortly."""
+
+    status_code = 503
+    code = "busy"
+
+    def __init__(self, retry_after: int = 1) -> None:
         super().__init__(headers={"Retry-After": str(retry_after)})
 
 

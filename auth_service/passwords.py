@@ -3,18 +3,28 @@
 An argon2 hash takes tens of milliseconds of CPU; run on the loop, one login would stall
 every other request of the process. `PasswordHasher` runs each hash in a small thread pool
 (argon2-cffi releases the GIL), whose size also bounds the memory argon2 uses at once.
+
+The pool's queue is bounded too (`HASH_QUEUE_MAX` hashes waiting for a thread): past it a
+hash is refused at once with `Busy` (503) instead of queueing, so a flood of logins or
+registrations can't build an ever longer wait for everyone, nor unbounded memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from passlib.context import CryptContext
+
+from auth_service.errors import Busy
+
+logger = logging.getLogger("auth_service.passwords")
 
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
 password_context = CryptContext(
@@ -31,13 +41,26 @@ T = TypeVar("T")
 class PasswordHasher:
     """Hashes and verifies passwords in worker threads."""
 
-    def __init__(self, max_threads: int | None = None) -> None:
+    def __init__(self, max_queued: int, max_threads: int | None = None) -> None:
         threads = max_threads or min(4, os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="argon2")
+        # One slot per hash running or waiting; taken on the loop, given back by the pool.
+        self._slots = threading.BoundedSemaphore(threads + max_queued)
         self._dummy_hash: str | None = None
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+        if not self._slots.acquire(blocking=False):
+            logger.warning("password hashing queue full; answering busy")
+            raise Busy()
+        try:
+            job = self._pool.submit(func, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        # The slot is freed when the hash is done, not when its caller stops waiting: a
+        # cancelled request leaves its hash running in the pool, and it still counts.
+        job.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(job)
 
     async def hash(self, password: str) -> str:
         """The argon2id hash of `password`."""

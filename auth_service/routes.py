@@ -13,7 +13,13 @@ from auth_service import schemas
 from auth_service.api_docs import BEARER_SCHEME, error_response, json_content
 from auth_service.bodies import form_fields, is_form, parse_json, parse_model
 from auth_service.context import AuthContext, auth_context, client_address
-from auth_service.errors import InvalidCredentials, NotAuthenticated, TooManyAttempts, UsernameTaken
+from auth_service.errors import (
+    Busy,
+    InvalidCredentials,
+    NotAuthenticated,
+    TooManyAttempts,
+    UsernameTaken,
+)
 from auth_service.models import User
 from auth_service.sessions import issue_refresh_token, revoke_token_family, rotate_refresh_token
 from shared.tokens import ExpiredToken, InvalidToken
@@ -46,12 +52,25 @@ async def token_pair(ctx: AuthContext, user: User, refresh_token: str) -> HTTPRe
 @openapi.response(201, json_content(schemas.UserPublic), "The new user")
 @error_response(409, "username_taken: the username (in any letter case) exists")
 @error_response(422, "validation_error: `errors` names each bad field")
+@error_response(429, "too_many_attempts: too many registrations from this address; see Retry-After")
+@error_response(503, "busy: too many passwords waiting to be hashed; see Retry-After")
 async def register(request: Request) -> HTTPResponse:
     ctx = auth_context(request)
     new = parse_json(request, schemas.UserCreate)
+    address = client_address(request)
+    retry_after = ctx.registrations.retry_after(address)
+    if retry_after:
+        logger.warning("registration throttled", extra={"client": address})
+        raise TooManyAttempts(retry_after, "Too many registrations from this address; try later.")
+    # Every attempt that gets to hashing counts (a taken name costs a hash as well).
+    attempt = ctx.registrations.add(address)
     # Hash first, then insert: the unique index settles races, and a taken name costs
     # about as long as a free one.
-    password_hash = await ctx.passwords.hash(new.password)
+    try:
+        password_hash = await ctx.passwords.hash(new.password)
+    except Busy:
+        ctx.registrations.take_back(address, attempt)  # refused before any work: not counted
+        raise
     try:
         user = await User.create(
             username=new.username, username_key=new.username.lower(), password_hash=password_hash
@@ -60,6 +79,15 @@ async def register(request: Request) -> HTTPResponse:
         raise UsernameTaken() from None
     logger.info("user registered", extra={"user_id": user.id})
     return json(public_user(user), status=201)
+
+
+async def find_user(username: str) -> User | None:
+    """The user of `username` in any letter case, if there is one."""
+    # A name that breaks the registration rules can't exist, and must not reach the query:
+    # Tortoise refuses a value longer than the column and PostgreSQL a NUL (both a 500).
+    if not schemas.is_possible_username(username):
+        return None
+    return await User.get_or_none(username_key=username.lower())
 
 
 @bp.post("/login")
@@ -76,6 +104,7 @@ async def register(request: Request) -> HTTPResponse:
 @error_response(401, "invalid_credentials: unknown user or wrong password (same answer)")
 @error_response(422, "validation_error: a field is missing or malformed")
 @error_response(429, "too_many_attempts: too many failures; see Retry-After")
+@error_response(503, "busy: too many passwords waiting to be checked; see Retry-After")
 async def login(request: Request) -> HTTPResponse:
     ctx = auth_context(request)
     if is_form(request):
@@ -91,16 +120,20 @@ async def login(request: Request) -> HTTPResponse:
         raise TooManyAttempts(retry_after)
     # Count the attempt as a failure until proven otherwise, so that concurrent guesses
     # can't all slip under the limit while their hashes are being checked.
-    ctx.throttle.record_failure(username, address)
-    user = await User.get_or_none(username_key=username.lower())
-    ok, new_hash = await ctx.passwords.verify(
-        credentials.password, user.password_hash if user else None
-    )
+    attempt = ctx.throttle.record_failure(username, address)
+    user = await find_user(username)
+    try:
+        ok, new_hash = await ctx.passwords.verify(
+            credentials.password, user.password_hash if user else None
+        )
+    except Busy:
+        ctx.throttle.take_back(username, address, attempt)  # never checked: not a failure
+        raise
     if user is None or not ok:
         # The username is not logged: people type passwords into that field.
         logger.info("login failed", extra={"client": address})
         raise InvalidCredentials()
-    ctx.throttle.record_success(username, address)
+    ctx.throttle.record_success(username, address, attempt)
     if new_hash:
         user.password_hash = new_hash
         await user.save(update_fields=["password_hash"])

@@ -5,18 +5,27 @@ The same models validate requests and feed the OpenAPI document, so the two can'
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+USERNAME_MAX_LENGTH = 32  # the `users.username_key` column's size too
+_POSSIBLE_USERNAME = re.compile(rf"[A-Za-z0-9_.-]{{3,{USERNAME_MAX_LENGTH}}}")
+
+
+def is_possible_username(name: str) -> bool:
+    """Whether `name` passes the rules of `Username`, so it could have been registered."""
+    return _POSSIBLE_USERNAME.fullmatch(name) is not None
+
 
 Username = Annotated[
     str,
     Field(
         min_length=3,
-        max_length=32,
+        max_length=USERNAME_MAX_LENGTH,
         pattern=USERNAME_PATTERN,
         description="3-32 characters of A-Z a-z 0-9 _ . - (unique regardless of case)",
         json_schema_extra={"example": "alice"},

@@ -1,10 +1,15 @@
-"""Login throttling: failed logins per (username, client address) in a sliding window.
+"""Attempt counting in sliding windows: the auth service's limits against guessing and abuse.
 
-After `max_failures` failures within `window` seconds, further attempts for that pair are
-refused (429) until the oldest failure leaves the window; a successful login clears the
-pair. State is in memory, per process: with N workers or replicas an attacker gets up to
-N times the budget, and a restart forgets it. That bounds online guessing well enough for
-this service; a shared store (Redis) would make it exact.
+- failed logins per (username, client address): `LOGIN_MAX_FAILURES` in `LOGIN_FAILURE_WINDOW`;
+- failed logins per client address, whatever the usernames: `LOGIN_MAX_PER_ADDRESS` in the
+  same window;
+- registrations per client address: `REGISTER_MAX_PER_ADDRESS` in `REGISTER_WINDOW`.
+
+Past a limit, attempts are refused (429) until the oldest counted one leaves the window.
+A handler checks and records in one step of the event loop (no `await` between), so a key
+never counts more than its limit. State is in memory, per process: with N workers or
+replicas a client gets up to N times the budget, and a restart forgets it. That bounds
+online guessing well enough for this service; a shared store (Redis) would make it exact.
 """
 
 from __future__ import annotations
@@ -12,68 +17,130 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
-# Bound on remembered pairs: past it, pairs with no failure inside the window are dropped.
-MAX_TRACKED_PAIRS = 100_000
+# Past this many keys, keys with nothing left inside the window are dropped.
+MAX_TRACKED_KEYS = 100_000
+
+K = TypeVar("K", bound=Hashable)
+
+
+class SlidingWindowCounter(Generic[K]):
+    """Events per key within the last `window` seconds; a `limit` of 0 turns it off."""
+
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._events: dict[K, deque[float]] = {}
+        self._sweep_at = MAX_TRACKED_KEYS
+
+    def _recent(self, key: K, now: float) -> deque[float] | None:
+        events = self._events.get(key)
+        if events is None:
+            return None
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        if not events:
+            del self._events[key]
+            return None
+        return events
+
+    def retry_after(self, key: K) -> int:
+        """Seconds to wait before the next attempt may count (0: go ahead)."""
+        if not self.limit:
+            return 0
+        now = self._clock()
+        events = self._recent(key, now)
+        if events is None or len(events) < self.limit:
+            return 0
+        # Refused until enough old events leave the window to fall under the limit.
+        oldest_that_counts = events[len(events) - self.limit]
+        return max(1, math.ceil(oldest_that_counts + self.window - now))
+
+    def add(self, key: K, stamp: float | None = None) -> float:
+        """Count one event for `key` now; returns its stamp (for `take_back`)."""
+        now = self._clock() if stamp is None else stamp
+        if not self.limit:
+            return now
+        events = self._recent(key, now)
+        if events is None:
+            if len(self._events) >= self._sweep_at:
+                self._sweep(now)
+            events = self._events.setdefault(key, deque())
+        events.append(now)
+        return now
+
+    def take_back(self, key: K, stamp: float) -> None:
+        """Uncount one event added with `stamp` (it turned out not to count)."""
+        events = self._events.get(key)
+        if events is not None and stamp in events:
+            events.remove(stamp)
+            if not events:
+                del self._events[key]
+
+    def clear(self, key: K) -> None:
+        self._events.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        for key in list(self._events):
+            self._recent(key, now)
+        # When most keys are live, wait for the dict to double before sweeping again, so
+        # that a flood of keys costs amortized O(1) per event rather than a sweep each.
+        self._sweep_at = max(MAX_TRACKED_KEYS, 2 * len(self._events))
 
 
 class LoginThrottle:
-    """Counts failures per key; `retry_after` says whether (and how long) to refuse."""
+    """Failed logins per (username, address) and per address; refuses past either limit.
+
+    An attempt counts as a failure from the moment it starts (`record_failure`), so that
+    parallel guesses can't all slip under a limit while their hashes run. A success clears
+    the pair's failures and uncounts its own attempt from the address's budget (the address
+    limit counts failures only); an attempt that never ran (`take_back`) counts nowhere.
+    """
 
     def __init__(
         self,
         max_failures: int,
         window: float,
+        max_per_address: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.max_failures = max_failures
-        self.window = window
         self._clock = clock
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self.per_user: SlidingWindowCounter[tuple[str, str]] = SlidingWindowCounter(
+            max_failures, window, clock
+        )
+        self.per_address: SlidingWindowCounter[str] = SlidingWindowCounter(
+            max_per_address, window, clock
+        )
 
     @staticmethod
     def key(username: str, address: str) -> tuple[str, str]:
         # Usernames are unique regardless of case, so "Alice" and "alice" share a budget.
         return username.lower(), address
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float] | None:
-        failures = self._failures.get(key)
-        if failures is None:
-            return None
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-            return None
-        return failures
-
     def retry_after(self, username: str, address: str) -> int:
         """Seconds to wait before trying again (0: go ahead)."""
-        now = self._clock()
-        failures = self._recent(self.key(username, address), now)
-        if failures is None or len(failures) < self.max_failures:
-            return 0
-        # Refused until enough old failures leave the window to fall under the limit.
-        oldest_that_counts = failures[len(failures) - self.max_failures]
-        return max(1, math.ceil(oldest_that_counts + self.window - now))
+        return max(
+            self.per_user.retry_after(self.key(username, address)),
+            self.per_address.retry_after(address),
+        )
 
-    def record_failure(self, username: str, address: str) -> None:
-        now = self._clock()
-        key = self.key(username, address)
-        failures = self._recent(key, now)
-        if failures is None:
-            if len(self._failures) >= MAX_TRACKED_PAIRS:
-                self._sweep(now)
-            failures = self._failures.setdefault(key, deque())
-        failures.append(now)
-        # Only the newest `max_failures` matter for the decision.
-        while len(failures) > self.max_failures:
-            failures.popleft()
+    def record_failure(self, username: str, address: str) -> float:
+        """Count an attempt as failed; returns its stamp for `record_success`/`take_back`."""
+        stamp = self._clock()
+        self.per_user.add(self.key(username, address), stamp)
+        self.per_address.add(address, stamp)
+        return stamp
 
-    def record_success(self, username: str, address: str) -> None:
-        self._failures.pop(self.key(username, address), None)
+    def record_success(self, username: str, address: str, stamp: float | None = None) -> None:
+        self.per_user.clear(self.key(username, address))
+        if stamp is not None:
+            self.per_address.take_back(address, stamp)
 
-    def _sweep(self, now: float) -> None:
-        for key in list(self._failures):
-            self._recent(key, now)
+    def take_back(self, username: str, address: str, stamp: float) -> None:
+        self.per_user.take_back(self.key(username, address), stamp)
+        self.per_address.take_back(address, stamp)

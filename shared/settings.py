@@ -43,6 +43,9 @@ class ServiceSettings(BaseSettings):
     # How many proxies in front of us may set X-Forwarded-For; 1 behind the gateway.
     proxies_count: int = Field(default=0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The whole request head must arrive within this many seconds, however slowly it
+    # trickles (Sanic's REQUEST_TIMEOUT restarts on every byte).
+    http_header_timeout: float = Field(default=10.0, gt=0)
 
 
 class JwtSettings(ServiceSettings):
@@ -68,6 +71,11 @@ class AuthSettings(JwtSettings):
     login_max_failures: int = Field(default=10, gt=0)
     login_failure_window: int = Field(default=300, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
+    # Limits against abuse (CONTRACT.md section 7); 0 turns a count limit off.
+    register_max_per_address: int = Field(default=20, ge=0)
+    register_window: int = Field(default=3600, gt=0)
+    login_max_per_address: int = Field(default=100, ge=0)
+    hash_queue_max: int = Field(default=64, ge=1)
 
     @field_validator("auth_db_url")
     @classmethod
@@ -90,6 +98,11 @@ class TodoSettings(JwtSettings):
     todo_tombstone_ttl: float = Field(default=604_800, gt=0)
     idempotency_ttl: float = Field(default=86_400, gt=0)
     todo_purge_interval: float = Field(default=300, gt=0)
+    # Limits against abuse (CONTRACT.md section 7); 0 turns a count limit off.
+    ws_max_connections_per_user: int = Field(default=32, ge=0)  # per replica (process)
+    todo_max_per_user: int = Field(default=5000, ge=0)
+    # Unsent bytes a socket may hold (its outbox and transport) before it is closed 1013.
+    ws_max_buffered: int = Field(default=4 * 1024 * 1024, gt=0)
 
     @field_validator("todo_db_url")
     @classmethod
@@ -111,6 +124,11 @@ class GatewaySettings(ServiceSettings):
     gateway_connect_timeout: float = Field(default=3.0, gt=0)
     gateway_read_timeout: float = Field(default=30.0, gt=0)
     gateway_health_interval: float = Field(default=5.0, gt=0)
+    # The auth service refuses bodies over 64 KiB by closing early; the gateway answers
+    # the 413 itself so that a client never sees that as a 502. Keep it <= auth's limit.
+    gateway_auth_max_body: int = Field(default=65_536, gt=0)
+    # Unsent bytes the WebSocket relay holds per socket before closing it with 1013.
+    ws_max_buffered: int = Field(default=4 * 1024 * 1024, gt=0)
 
     @field_validator("auth_upstreams", "todo_upstreams", mode="before")
     @classmethod

@@ -155,3 +155,69 @@ def test_success_clears_the_failures(auth_api: AuthApi) -> None:
     for _ in range(LOGIN_MAX_FAILURES - 1):
         assert auth_api.login(username, "not the password").status_code == 401
     assert auth_api.login(username).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["x" * 33, "0" * 256, "İ" * 32, "nul\x00byte", "tab\tname", "é-accent"],
+    ids=["33-chars", "256-chars", "longer-when-lowercased", "nul", "control", "non-ascii"],
+)
+def test_a_name_that_could_never_be_registered_is_just_wrong(
+    auth_api: AuthApi, username: str
+) -> None:
+    # Found by the schemathesis suite: such names reached the query and answered 500
+    # (Tortoise refuses a value longer than the column, PostgreSQL a NUL).
+    response = auth_api.login(username, "wrong password!")
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "invalid_credentials"
+    form = auth_api.http.post("/auth/login", data={"username": username, "password": "x"})
+    assert form.status_code == 401, form.text
+
+
+def _multipart(fields: dict[str, str], part_header: str = "") -> bytes:
+    parts = [
+        f'--XyZ\r\nContent-Disposition: form-data; name="{name}"\r\n{part_header}\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    return ("".join(parts) + "--XyZ--\r\n").encode()
+
+
+def test_multipart_form_login(auth_api: AuthApi) -> None:
+    username = auth_api.new_user()
+    response = auth_api.http.post(
+        "/auth/login",
+        content=_multipart({"username": username, "password": PASSWORD}),
+        headers={"Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    assert response.status_code == 200, response.text
+    auth_api.remember(response.json()["access_token"], response.json()["refresh_token"])
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (_multipart({"username": "a", "password": "b"}), "multipart/form-data"),
+        (
+            _multipart(
+                {"username": "a", "password": "b"}, "Content-Type: text/plain; charset=nope\r\n"
+            ),
+            "multipart/form-data; boundary=XyZ",
+        ),
+        (b"username=\xff\xfe&password=x", "application/x-www-form-urlencoded"),
+    ],
+    ids=["multipart-without-boundary", "unknown-charset", "not-utf-8"],
+)
+def test_an_unreadable_form_is_422_and_logs_no_error(
+    auth_api: AuthApi, content: bytes, content_type: str
+) -> None:
+    # Found by the schemathesis suite: Sanic's own form parsing logged a traceback at ERROR
+    # for each such body (a cheap way to flood the logs), then went on with an empty form.
+    response = auth_api.http.post(
+        "/auth/login", content=content, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"field": "body", "message": "is not a readable form"}]
+    request_id = response.headers["x-request-id"]
+    log = auth_api.server.log_path.read_text(errors="replace")
+    errors = [line for line in log.splitlines() if request_id in line and '"level":"ERROR"' in line]
+    assert not errors, errors

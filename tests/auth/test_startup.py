@@ -33,8 +33,18 @@ def run_auth_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"AUTH_DB_URL": "nosuchdb://somewhere/db"}, "AUTH_DB_URL"),
         ({"AUTH_DB_URL": "postgres://u@localhost:notaport/db"}, "AUTH_DB_URL"),
         ({"LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES"),
+        ({"HASH_QUEUE_MAX": "0"}, "HASH_QUEUE_MAX"),  # at least 1, as the contract says
+        ({"REGISTER_MAX_PER_ADDRESS": "-1"}, "REGISTER_MAX_PER_ADDRESS"),
     ],
-    ids=["short-secret", "no-secret", "unknown-db-scheme", "bad-db-port", "zero-failures"],
+    ids=[
+        "short-secret",
+        "no-secret",
+        "unknown-db-scheme",
+        "bad-db-port",
+        "zero-failures",
+        "zero-hash-queue",
+        "negative-register-limit",
+    ],
 )
 def test_bad_settings_exit_with_one_line(
     tmp_path: Path, env: dict[str, str], variable: str

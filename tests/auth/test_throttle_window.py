@@ -1,8 +1,9 @@
-"""`LoginThrottle`'s sliding window, driven by a fake clock (no server needed)."""
+"""The sliding windows of `LoginThrottle` and `SlidingWindowCounter`, driven by a fake clock
+(no server needed)."""
 
 from __future__ import annotations
 
-from auth_service.throttle import LoginThrottle
+from auth_service.throttle import LoginThrottle, SlidingWindowCounter
 
 
 class FakeClock:
@@ -42,3 +43,39 @@ def test_success_clears_and_old_failures_are_forgotten() -> None:
     clock.now += 31
     throttle.record_failure("dave", "::1")
     assert throttle.retry_after("dave", "::1") == 0  # the first one has expired
+
+
+def test_failures_per_address_count_whatever_the_usernames() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(max_failures=3, window=60, max_per_address=5, clock=clock)
+    for number in range(5):
+        assert throttle.retry_after(f"user{number}", "10.0.0.1") == 0
+        throttle.record_failure(f"user{number}", "10.0.0.1")
+        clock.now += 1
+    assert throttle.retry_after("anyone", "10.0.0.1") == 55  # the first leaves at 1060
+    assert throttle.retry_after("anyone", "10.0.0.2") == 0
+
+
+def test_a_success_or_a_take_back_uncounts_the_attempt_at_the_address() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(max_failures=3, window=60, max_per_address=2, clock=clock)
+    stamp = throttle.record_failure("alice", "::1")
+    throttle.record_success("alice", "::1", stamp)  # it was no failure after all
+    stamp = throttle.record_failure("bob", "::1")
+    throttle.take_back("bob", "::1", stamp)  # never checked (the server was busy)
+    throttle.record_failure("carol", "::1")
+    assert throttle.retry_after("dave", "::1") == 0  # only carol's failure counts
+    throttle.record_failure("erin", "::1")
+    assert throttle.retry_after("dave", "::1") == 60
+
+
+def test_a_limit_of_zero_counts_nothing() -> None:
+    clock = FakeClock()
+    registrations: SlidingWindowCounter[str] = SlidingWindowCounter(0, 3600, clock)
+    for _ in range(1000):
+        registrations.add("10.0.0.1")
+    assert registrations.retry_after("10.0.0.1") == 0
+    throttle = LoginThrottle(max_failures=3, window=60, max_per_address=0, clock=clock)
+    for number in range(100):
+        throttle.record_failure(f"user{number}", "10.0.0.1")
+    assert throttle.retry_after("someone", "10.0.0.1") == 0
