@@ -33,6 +33,7 @@ from todo_ws_service.handlers import Session
 from todo_ws_service.protocol_docs import protocol_docs_blueprint
 from todo_ws_service.redis_hub import RedisHub
 from todo_ws_service.store import Retention, open_store
+from todo_ws_service.utf8_frames import check_utf8
 
 SERVICE = "todo_ws_service"
 logger = logging.getLogger(f"{SERVICE}.app")
@@ -48,7 +49,12 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     app.config.WEBSOCKET_PING_TIMEOUT = settings.ws_ping_interval
 
     codec = AccessTokenCodec(settings)
-    limits = Limits(settings.ws_rate_limit, settings.ws_rate_burst)
+    limits = Limits(
+        settings.ws_rate_limit,
+        settings.ws_rate_burst,
+        settings.ws_max_buffered,
+        stall_interval=settings.ws_ping_interval,
+    )
     retention = Retention(
         settings.todo_tombstone_ttl, settings.idempotency_ttl, settings.todo_purge_interval
     )
@@ -65,6 +71,7 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     app.blueprint(protocol_docs_blueprint())
 
     async def todo_socket(request: Request, ws: WebsocketImplProtocol) -> None:
+        check_utf8(ws)  # before any await: invalid UTF-8 closes 1007
         # The handshake is always accepted; a bad token gets an error message and 1008.
         try:
             user = authenticate(codec, request.args.get("token"))
@@ -85,7 +92,7 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     async def open_resources(app: Sanic) -> None:
         config = tortoise_config(settings.todo_db_url, SERVICE, settings.db_pool_size)
         await open_database(config)
-        app.ctx.store = open_store(config, retention)
+        app.ctx.store = open_store(config, retention, settings.todo_max_per_user)
         await app.ctx.store.start()
         await hub.start()
 
@@ -131,9 +138,10 @@ def unsafe_worker_setup(workers: int, settings: TodoSettings) -> str | None:
 
 def create_hub(settings: TodoSettings) -> Hub:
     """Redis fan-out across replicas when `REDIS_URL` is set, else inside this process."""
+    max_per_user = settings.ws_max_connections_per_user
     if settings.redis_url is None:
-        return LocalHub()
-    return RedisHub(settings.redis_url, settings.redis_channel_prefix)
+        return LocalHub(max_per_user)
+    return RedisHub(settings.redis_url, settings.redis_channel_prefix, max_per_user)
 
 
 def resume_point(since: str | None) -> int | None:

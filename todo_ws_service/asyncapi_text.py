@@ -105,8 +105,8 @@ CLOSE_CODES: Final[dict[int, str]] = {
     1011: "internal error: the user's todos could not be loaded at connect, or the "
     "delta that fills a gap in the socket's events could not be read (resume with `since`)",
     1013: "try again later: the socket did not read its messages (more than "
-    "`WS_MAX_BUFFERED` unsent), or too many connections for this user "
-    "(`too_many_connections` first)",
+    "`WS_MAX_BUFFERED` unsent, or none taken for a whole `WS_PING_INTERVAL`), or too many "
+    "connections for this user (`too_many_connections` first)",
     1014: "bad gateway: sent by the gateway when no todo service replica is reachable",
 }
 

@@ -8,6 +8,12 @@ task per message on the hot path), or a small task for changes that arrive betwe
 requests, so a slow socket never stalls another's request. `close` waits for the message
 being handled (its write committed and its reply sent) and for the outbox, then closes
 with the given code: 1001 on shutdown, 1008 when the token expires.
+
+Limits (CONTRACT.md section 7): a socket beyond its user's `WS_MAX_CONNECTIONS_PER_USER`
+is refused (`too_many_connections`, 1013); one whose unsent data (outbox and transport)
+passes `WS_MAX_BUFFERED` bytes is dropped with 1013 at once; invalid UTF-8 closes with 1007
+after the frames before it are answered; a list or delta is charged to the rate limiter by
+its size.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import orjson
-from sanic.exceptions import ServerError, WebsocketClosed
+from sanic.exceptions import RequestCancelled, ServerError, WebsocketClosed
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.exceptions import ConnectionClosed
 
@@ -35,6 +41,7 @@ from todo_ws_service.messages import (
 )
 from todo_ws_service.ratelimit import TokenBucket
 from todo_ws_service.store import encode
+from todo_ws_service.utf8_frames import CLOSE_INVALID_DATA, INVALID_UTF8
 
 logger = logging.getLogger("todo_ws_service.connection")
 
@@ -42,15 +49,17 @@ logger = logging.getLogger("todo_ws_service.connection")
 HANDLER_TIMEOUT = 10.0
 # How long `close` waits for the message in hand and the outbox before closing anyway.
 DRAIN_TIMEOUT = 5.0
-# Frames queued for a socket that does not read them; beyond this it is closed (1013).
-OUTBOX_LIMIT = 1000
+# A list or delta costs one more token of the rate limit per this many characters: a
+# client asking for its 5,000 todos over and over must not take the loop from everyone.
+SNAPSHOT_CHARS_PER_TOKEN = 65_536
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 
-_SOCKET_GONE = (ConnectionClosed, WebsocketClosed, ServerError)
+# RequestCancelled: Sanic's send on a transport that is closing.
+_SOCKET_GONE = (ConnectionClosed, WebsocketClosed, ServerError, RequestCancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,9 @@ class Limits:
 
     rate: float  # messages a second; 0 = unlimited
     burst: int
+    max_buffered: int = 4 * 1024 * 1024  # unsent bytes (characters) before closing 1013
+    # How often a socket with unsent data is checked for a client that takes nothing.
+    stall_interval: float = 20.0
 
 
 def with_request_id(encoded: str, request_id: str | None) -> str:
@@ -103,11 +115,22 @@ class Connection:
         self._hub = hub
         self._since = since
         self._bucket = TokenBucket(limits.rate, limits.burst) if limits.rate > 0 else None
+        self._max_buffered = limits.max_buffered
+        self._stall_interval = limits.stall_interval
+        self._stall_check: asyncio.TimerHandle | None = None
+        # At the last stall check: the transport's unsent bytes, and `_sent_chars`.
+        self._backlog_seen = 0
+        self._sent_seen = 0
         self._gate = RevisionGate(self._emit, self._read_delta, self._on_fill_failed)
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        self._dropped = False  # failed for not reading (WS_MAX_BUFFERED)
         self._outbox: deque[str] = deque()
+        # Characters ever queued, and ever taken off the outbox to be sent: their
+        # difference is what waits in the outbox (not counting the frame being sent).
+        self._queued_chars = 0
+        self._sent_chars = 0
         # One writer at a time: the receive loop after a request, or `_writer`.
         self._writing = False
         self._in_request = False
@@ -125,8 +148,15 @@ class Connection:
         """Send the list (or the delta after `since`), then answer until the socket closes."""
         # Register before reading so no change falls between the two: the gate holds
         # what arrives meanwhile until the first message has gone out.
-        self._hub.register(self)
+        if not self._hub.register(self):
+            limit = self._hub.max_per_user
+            text = f"you have {limit} open sockets here, the most allowed: close one first"
+            await self._send_final(
+                error_frame("too_many_connections", text), CLOSE_TRY_AGAIN, "too many sockets"
+            )
+            return
         self._schedule_expiry(self._session.user.expires_at)
+        self._schedule_stall_check()
         try:
             if not await self._send_first_message():
                 return
@@ -134,6 +164,8 @@ class Connection:
         finally:
             if self._expiry is not None:
                 self._expiry.cancel()
+            if self._stall_check is not None:
+                self._stall_check.cancel()
             self._hub.unregister(self)
             self._gate.close()
             if self._writer is not None:
@@ -163,8 +195,7 @@ class Connection:
         return True
 
     async def _read_delta(self, since: int | None) -> tuple[int, str]:
-        rev, message = await self._session.store.sync_message(self.user_id, since)
-        return rev, encode(message)
+        return await self._session.store.sync_frame(self.user_id, since)
 
     async def _receive_loop(self) -> None:
         # Runs until the socket is gone: returning early would let Sanic close it with 1000
@@ -195,14 +226,12 @@ class Connection:
         """Handle one frame: its reply, and the change's events, go to the gate."""
         request_id: str | None = None
         if self._bucket is not None and not self._bucket.take():
-            self._emit(
-                error_frame("rate_limited", "too many messages, slow down", None, _rid(frame))
-            )
+            self._refuse(frame, "rate_limited", "too many messages, slow down", _rid(frame))
             return
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError:
-            self._emit(error_frame("invalid_json", "the frame is not valid JSON"))
+            self._refuse(frame, "invalid_json", "the frame is not valid JSON")
             return
         try:
             request = parse_request(message)
@@ -213,7 +242,7 @@ class Connection:
             else:
                 reply = await dispatch(self._session, request)
         except ProtocolError as exc:
-            rid = exc.request_id or request_id
+            rid = exc.request_id if exc.request_id is not None else request_id  # "" is one
             self._emit(encode(error_message(exc.code, exc.message, exc.details, rid, exc.data)))
             return
         except Exception:
@@ -221,6 +250,17 @@ class Connection:
             self._emit(error_frame("internal_error", "something went wrong", None, request_id))
             return
         await self._deliver_own(reply, request_id)
+
+    def _refuse(
+        self, frame: str | bytes, code: ErrorCode, text: str, request_id: str | None = None
+    ) -> None:
+        """Answer a frame that can't be handled; close 1007 if it was invalid UTF-8."""
+        # Checked only here: the marker is never JSON, so it always comes this way.
+        if frame == INVALID_UTF8:
+            self._closing = True  # nothing after it is answered
+            self.close_soon(CLOSE_INVALID_DATA, "invalid UTF-8")
+        else:
+            self._emit(error_frame(code, text, None, request_id))
 
     async def _deliver_own(self, reply: Reply, request_id: str | None) -> None:
         frame = with_request_id(reply.frame, request_id)
@@ -230,6 +270,8 @@ class Connection:
             self._emit(frame)
         elif reply.snapshot:
             self._gate.snapshot(reply.rev, frame)
+            if self._bucket is not None:
+                self._bucket.charge(len(frame) // SNAPSHOT_CHARS_PER_TOKEN)
         elif reply.broadcast:
             # The hub gives the asker its copy and everyone else theirs, in one place.
             waiting = self._hub.publish(self.user_id, reply.rev, reply.frame, self, frame)
@@ -256,14 +298,56 @@ class Connection:
 
     def _emit(self, frame: str) -> None:
         """Queue a frame for the wire (the gate calls this in the order frames must go)."""
-        if len(self._outbox) >= OUTBOX_LIMIT:
-            if not self._closing:
-                logger.warning("closing a socket that does not read its messages")
-                self.close_soon(CLOSE_TRY_AGAIN, "too slow")
+        # A writer still busy means the client is behind (a send only waits when the
+        # transport is full): from then on, count what it has not taken.
+        if self._writing and self._unsent() > self._max_buffered:
+            self._drop_slow_reader()
             return
         self._outbox.append(frame)
+        self._queued_chars += len(frame)
         if not self._writing and not self._in_request:
             self._writer = asyncio.create_task(self._write_outbox())
+
+    def _unsent(self) -> int:
+        """Characters queued here plus bytes the transport has not written yet."""
+        return self._queued_chars - self._sent_chars + self._transport_backlog()
+
+    def _transport_backlog(self) -> int:
+        io_proto = self._ws.io_proto
+        transport = io_proto.transport if io_proto is not None else None
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def _drop_slow_reader(self) -> None:
+        """Over `WS_MAX_BUFFERED`: free what is queued and fail the socket with 1013 now.
+
+        The close frame follows what the transport already holds; a client that reads again
+        gets it. Waiting to send it properly could wait for ever on a client that doesn't.
+        """
+        self._outbox.clear()
+        self._sent_chars = self._queued_chars
+        if not self._dropped:
+            logger.warning("closing a socket that does not read its messages")
+            self._dropped = self._closing = True
+            self._ws.fail_connection(CLOSE_TRY_AGAIN, "too slow")
+
+    def _schedule_stall_check(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stall_check = loop.call_later(self._stall_interval, self._check_stall)
+
+    def _check_stall(self) -> None:
+        """Drop a client that took none of its unsent data for a whole interval.
+
+        Sanic's keepalive ping can't catch it: the ping waits behind the stuck send. A
+        transport only holds data the kernel would not take, and a send waits while it is
+        that full: a backlog that did not shrink while no frame went out means nothing
+        was read.
+        """
+        backlog = self._transport_backlog()
+        if 0 < self._backlog_seen <= backlog and self._sent_chars == self._sent_seen:
+            self._drop_slow_reader()
+            return
+        self._backlog_seen, self._sent_seen = backlog, self._sent_chars
+        self._schedule_stall_check()
 
     async def _write_outbox(self) -> None:
         if self._writing:
@@ -271,9 +355,12 @@ class Connection:
         self._writing = True
         try:
             while self._outbox:
-                await self._ws.send(self._outbox.popleft())
+                frame = self._outbox.popleft()
+                self._sent_chars += len(frame)
+                await self._ws.send(frame)
         except _SOCKET_GONE:
             self._outbox.clear()
+            self._sent_chars = self._queued_chars
             if self._in_request:
                 raise
         finally:
@@ -329,8 +416,16 @@ class Connection:
     async def _send_final(self, final: str | None, code: int, reason: str) -> None:
         self._closing = True
         try:
-            if final is not None:
-                await self._ws.send(final)
-            await self._ws.close(code, reason)
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                if final is not None:
+                    await self._ws.send(final)
+                await self._ws.close(code, reason)
+        except TimeoutError:
+            # A send still waits on a client that has taken nothing for this long: drop
+            # the connection (its close frame could never reach it anyway).
+            self._ws.fail_connection(code, reason)
+            io_proto = self._ws.io_proto
+            if io_proto is not None and io_proto.transport is not None:
+                io_proto.transport.abort()
         except _SOCKET_GONE:
             pass

@@ -41,11 +41,19 @@ class Subscriber(Protocol):
 class Hub(ABC):
     """The sockets of this process by user, and the one delivery rule."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_per_user: int = 0) -> None:
         self._by_user: dict[int, set[Subscriber]] = {}
+        # `WS_MAX_CONNECTIONS_PER_USER`: each socket multiplies every change of its user
+        # into one more frame (200 sockets turned 60 messages into 12,000 frames). 0: off.
+        self.max_per_user = max_per_user
 
-    def register(self, subscriber: Subscriber) -> None:
-        self._by_user.setdefault(subscriber.user_id, set()).add(subscriber)
+    def register(self, subscriber: Subscriber) -> bool:
+        """Add a socket; False (and not added) when its user already has `max_per_user`."""
+        sockets = self._by_user.setdefault(subscriber.user_id, set())
+        if self.max_per_user and len(sockets) >= self.max_per_user:
+            return False
+        sockets.add(subscriber)
+        return True
 
     def unregister(self, subscriber: Subscriber) -> None:
         sockets = self._by_user.get(subscriber.user_id)

@@ -27,7 +27,14 @@ from todo_ws_service.messages import (
     Sync,
     UpdateTodo,
 )
-from todo_ws_service.store import Change, NotFound, TodoStore, VersionConflict, encode
+from todo_ws_service.store import (
+    Change,
+    LimitReached,
+    NotFound,
+    TodoStore,
+    VersionConflict,
+    encode,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +62,13 @@ class Reply:
 
 
 async def get_all_todos(session: Session, request: GetAllTodos) -> Reply:
-    rev, rows = await session.store.list_for(session.user.id)
-    return Reply(encode({"type": "todos_list", "data": rows, "rev": rev}), rev, snapshot=True)
+    rev, frame = await session.store.list_frame(session.user.id)
+    return Reply(frame, rev, snapshot=True)
 
 
 async def sync(session: Session, request: Sync) -> Reply:
-    rev, message = await session.store.sync_message(session.user.id, request.since)
-    return Reply(encode(message), rev, snapshot=True)
+    rev, frame = await session.store.sync_frame(session.user.id, request.since)
+    return Reply(frame, rev, snapshot=True)
 
 
 async def create_todo(session: Session, request: CreateTodo) -> Reply:
@@ -120,7 +127,7 @@ def _change_reply(change: Change) -> Reply:
     return Reply(change.event, change.rev, broadcast=not change.replayed)
 
 
-_REFUSALS = (NotFound, VersionConflict, KeyReused)
+_REFUSALS = (NotFound, VersionConflict, KeyReused, LimitReached)
 
 
 def _refused(refusal: Exception, todo_id: int | None) -> ProtocolError:
@@ -130,6 +137,9 @@ def _refused(refusal: Exception, todo_id: int | None) -> ProtocolError:
         return ProtocolError("conflict", text, data=refusal.current)
     if isinstance(refusal, KeyReused):
         return ProtocolError("idempotency_key_reused", "this key was used for another write")
+    if isinstance(refusal, LimitReached):
+        text = f"you have {refusal.limit} todos, the most allowed: delete some first"
+        return ProtocolError("limit_reached", text)
     return ProtocolError("not_found", f"todo {todo_id} not found")
 
 

@@ -44,6 +44,9 @@ ErrorCode = Literal[
     "internal_error",
     "conflict",
     "idempotency_key_reused",
+    # Limits against abuse (CONTRACT.md section 7).
+    "too_many_connections",
+    "limit_reached",
 ]
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]

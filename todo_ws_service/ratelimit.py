@@ -1,4 +1,5 @@
-"""A token bucket: `rate` messages a second on average, bursts of up to `burst`."""
+"""A token bucket: `rate` messages a second on average, bursts of up to `burst`; an
+expensive answer (a large list) may `charge` more than the one token a message takes."""
 
 from __future__ import annotations
 
@@ -23,3 +24,11 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def charge(self, tokens: float) -> None:
+        """Spend `tokens` more for an expensive answer, at most a burst's worth.
+
+        The bucket may go into debt: messages are refused until it has refilled (at most
+        (burst + 1) / rate seconds).
+        """
+        self._tokens -= min(tokens, self._burst)

@@ -16,7 +16,8 @@ task reconnects with backoff; once back, each local socket is sent a delta from 
 revision (it may have missed other replicas' changes), and the other replicas are asked to
 do the same for every user who changed something here meanwhile (`resync` messages). A
 publish that fails while the subscription stays up is followed by such a request as soon
-as a publish succeeds again. A malformed message on the channels is logged and skipped.
+as a publish succeeds again. A malformed message on the channels (anything another client
+of the Redis may publish there, even bytes that are not UTF-8) is logged and skipped.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ logger = logging.getLogger("todo_ws_service.redis_hub")
 
 # Messages on a channel: "<replica id>|E|<rev>|<event JSON>" or "<replica id>|R|" (resync).
 EVENT, RESYNC = "E", "R"
+# Every event the store encodes starts so (orjson, `type` first): a cheap check that what
+# goes on to clients is one of our events, without parsing it on every replica.
+_EVENT_START = '{"type":"todo_'
 PUBLISH_QUEUE_LIMIT = 10_000
 RECONNECT_MIN, RECONNECT_MAX = 0.2, 5.0
 REDIS_TIMEOUT = 2.0
@@ -44,8 +48,8 @@ REDIS_TIMEOUT = 2.0
 class RedisHub(Hub):
     """Local delivery plus one publish per change; see the module docstring."""
 
-    def __init__(self, redis_url: str, channel_prefix: str) -> None:
-        super().__init__()
+    def __init__(self, redis_url: str, channel_prefix: str, max_per_user: int = 0) -> None:
+        super().__init__(max_per_user)
         self._redis_url = redis_url
         self._prefix = channel_prefix
         self._replica = uuid.uuid4().hex
@@ -76,6 +80,9 @@ class RedisHub(Hub):
         self._redis = Redis.from_url(
             self._redis_url,
             decode_responses=True,
+            # Bytes that are not UTF-8 would raise inside the listener: make them garbage
+            # that `_on_message` refuses instead.
+            encoding_errors="replace",
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
             health_check_interval=5,
@@ -157,8 +164,11 @@ class RedisHub(Hub):
             return
         user_id = int(channel.rsplit(":", 1)[1])
         if kind == EVENT:
-            rev, event = body.split("|", 1)
-            self.deliver_local(user_id, int(rev), event)
+            text, event = body.split("|", 1)
+            rev = int(text)
+            if rev < 1 or not (event.startswith(_EVENT_START) and event.endswith("}")):
+                raise ValueError("not an event")
+            self.deliver_local(user_id, rev, event)
         elif kind == RESYNC:
             for subscriber in list(self._by_user.get(user_id, ())):
                 subscriber.resync()

@@ -10,7 +10,12 @@ plain SQL because Tortoise's query builder costs about as much as the query itse
 A write bumps the user's revision, changes the todo, records a tombstone (delete) and the
 reply under its idempotency key (if any), all in one transaction: an acknowledged change
 and its bookkeeping survive a crash together or not at all. It returns a `Change`: the
-change's revision and its event, encoded once for every socket of the user.
+change's revision and its event, encoded once for every socket of the user. A create
+first checks the user's number of todos (`TODO_MAX_PER_USER`) inside that transaction,
+after the revision: the revision orders the user's writes (a row lock on PostgreSQL, the
+event loop on SQLite), so two sockets creating at once can't both squeeze past the limit.
+The count is noted per revision after each commit (`todo_counts.py`), so a create only
+counts rows when another replica (or a forgotten note) came in between.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import orjson
 
 from todo_ws_service import idempotency, revisions
 from todo_ws_service.idempotency import Key
+from todo_ws_service.list_cache import ListCache
 from todo_ws_service.sql import Tx, Values
+from todo_ws_service.todo_counts import TodoCounts
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -43,6 +50,7 @@ _INSERT = f"INSERT INTO todos ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, 1, ?) RETU
 _ONE = f"SELECT {COLUMNS} FROM todos WHERE id = ? AND owner_id = ?"  # noqa: S608
 _DELETE = "DELETE FROM todos WHERE id = ? AND owner_id = ?"
 _IF_VERSION = " AND version = ?"
+_COUNT = "SELECT COUNT(*) FROM todos WHERE owner_id = ?"
 
 logger = logging.getLogger("todo_ws_service.store")
 
@@ -93,14 +101,25 @@ class VersionConflict(Refused):
         self.current = current
 
 
+class LimitReached(Refused):
+    """The user already has `limit` todos (`TODO_MAX_PER_USER`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("limit reached")
+        self.limit = limit
+
+
 class TodoStore(ABC):
     """The user's todos and revisions; every method is scoped to `owner_id`."""
 
     # False when the calls never wait on I/O (nothing for a timeout to interrupt).
     can_hang = True
 
-    def __init__(self, retention: Retention) -> None:
+    def __init__(self, retention: Retention, max_todos: int = 0) -> None:
         self.retention = retention
+        self.max_todos = max_todos  # per user; 0: no limit
+        self._lists = ListCache()
+        self._counts = TodoCounts()
         self._update_sql: dict[tuple[tuple[str, ...], bool], str] = {}
         self._purger: asyncio.Task[None] | None = None
 
@@ -142,19 +161,38 @@ class TodoStore(ABC):
 
         return await self._snapshot(read)
 
-    async def sync_message(self, owner_id: int, since: int | None) -> tuple[int, dict[str, Any]]:
-        """The `todos_delta` after `since`, or a full `todos_list` when that can't be exact."""
+    async def list_frame(self, owner_id: int) -> tuple[int, str]:
+        """The user's encoded `todos_list` and the revision it reflects."""
 
-        async def read(tx: Tx) -> tuple[int, dict[str, Any]]:
-            revision = await self._revision(tx, owner_id)
-            if since is None or not revision.can_answer(since):
-                rows = [as_todo(row) for row in await tx.all(_LIST, owner_id)]
-                return revision.rev, {"type": "todos_list", "data": rows, "rev": revision.rev}
-            changed = [as_todo(row) for row in await tx.all(_CHANGED_SINCE, owner_id, since)]
-            deleted = await revisions.deleted_since(tx, owner_id, since)
-            return revision.rev, revisions.delta_message(since, revision.rev, changed, deleted)
+        async def read(tx: Tx) -> tuple[int, str]:
+            rev = (await self._revision(tx, owner_id)).rev
+            return rev, await self._list_frame(tx, owner_id, rev)
 
         return await self._snapshot(read)
+
+    async def sync_frame(self, owner_id: int, since: int | None) -> tuple[int, str]:
+        """The encoded `todos_delta` after `since`, or the full `todos_list` when that can't
+        be exact; and the revision it reflects."""
+
+        async def read(tx: Tx) -> tuple[int, str]:
+            revision = await self._revision(tx, owner_id)
+            if since is None or not revision.can_answer(since):
+                return revision.rev, await self._list_frame(tx, owner_id, revision.rev)
+            changed = [as_todo(row) for row in await tx.all(_CHANGED_SINCE, owner_id, since)]
+            deleted = await revisions.deleted_since(tx, owner_id, since)
+            delta = revisions.delta_message(since, revision.rev, changed, deleted)
+            return revision.rev, encode(delta)
+
+        return await self._snapshot(read)
+
+    async def _list_frame(self, tx: Tx, owner_id: int, rev: int) -> str:
+        """The list at `rev` (read in the same snapshot): kept from before, or read now."""
+        frame = self._lists.get(owner_id, rev)
+        if frame is None:
+            rows = [as_todo(row) for row in await tx.all(_LIST, owner_id)]
+            frame = encode({"type": "todos_list", "data": rows, "rev": rev})
+            self._lists.put(owner_id, rev, frame)
+        return frame
 
     # ------------------------------------------------------------ writes
 
@@ -166,15 +204,23 @@ class TodoStore(ABC):
         completed: bool,
         key: Key | None = None,
     ) -> Change:
+        had = 0  # the user's todos before this one (when there is a limit)
+
         async def write(tx: Tx) -> Change:
+            nonlocal had
             rev, now = await self._begin_change(tx, owner_id, key)
+            if self.max_todos:
+                had = await self._check_room(tx, owner_id, rev, key, now)
             stamp = self._timestamp()
             row = await tx.one(_INSERT, owner_id, title, description, completed, stamp, stamp, rev)
             assert row is not None
             event = {"type": "todo_created", "rev": rev, "data": as_todo(row)}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
 
-        return await self._write(write, key is not None)
+        change = await self._write(write, key is not None)
+        if self.max_todos and not change.replayed:
+            self._counts.note(owner_id, change.rev, had + 1)
+        return change
 
     async def update(
         self,
@@ -200,7 +246,10 @@ class TodoStore(ABC):
             event = {"type": "todo_updated", "rev": rev, "data": as_todo(row)}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
 
-        return await self._write(write, key is not None)
+        change = await self._write(write, key is not None)
+        if self.max_todos and not change.replayed:
+            self._counts.moved(owner_id, change.rev, 0)
+        return change
 
     async def delete(
         self, owner_id: int, todo_id: int, if_version: int | None = None, key: Key | None = None
@@ -217,7 +266,10 @@ class TodoStore(ABC):
             event = {"type": "todo_deleted", "rev": rev, "data": {"todo_id": todo_id}}
             return await self._finish_change(tx, owner_id, key, rev, event, now)
 
-        return await self._write(write, key is not None)
+        change = await self._write(write, key is not None)
+        if self.max_todos and not change.replayed:
+            self._counts.moved(owner_id, change.rev, -1)
+        return change
 
     async def _write(self, work: Callable[[Tx], Awaitable[Change]], keyed: bool) -> Change:
         try:
@@ -254,6 +306,25 @@ class TodoStore(ABC):
         if current is None:
             raise NotFound
         raise VersionConflict(as_todo(current))
+
+    async def _check_room(
+        self, tx: Tx, owner_id: int, rev: int, key: Key | None, now: float
+    ) -> int:
+        """The user's number of todos before this create (of revision `rev`); raise
+        `LimitReached` at `max_todos`, unless this create is the repeat of a keyed one that
+        got in (`Replayed`: its first answer)."""
+        count = self._counts.before(owner_id, rev)
+        if count is None:
+            row = await tx.one(_COUNT, owner_id)
+            assert row is not None
+            count = int(row[0])
+        if count < self.max_todos:
+            return count
+        if key is not None:
+            await idempotency.replay_if_known(
+                tx, owner_id, key, now, self.retention.idempotency_ttl
+            )
+        raise LimitReached(self.max_todos)
 
     def _update_statement(self, names: tuple[str, ...], guarded: bool) -> str:
         """UPDATE for this set of columns (built once per combination, then cached)."""
@@ -306,8 +377,13 @@ class TodoStore(ABC):
             self._purger.cancel()
 
 
-def open_store(tortoise_config: dict[str, Any], retention: Retention) -> TodoStore:
-    """The store for the database Tortoise was opened on (call after `open_database`)."""
+def open_store(
+    tortoise_config: dict[str, Any], retention: Retention, max_todos: int = 0
+) -> TodoStore:
+    """The store for the database Tortoise was opened on (call after `open_database`).
+
+    `max_todos`: the most todos a user may have (`TODO_MAX_PER_USER`); 0: no limit.
+    """
     from todo_ws_service.store_postgres import PostgresTodoStore
     from todo_ws_service.store_sqlite import SqliteTodoStore
 
@@ -315,5 +391,5 @@ def open_store(tortoise_config: dict[str, Any], retention: Retention) -> TodoSto
     if connection["engine"].endswith("sqlite"):
         credentials = dict(connection["credentials"])
         file_path = credentials.pop("file_path")
-        return SqliteTodoStore(file_path, credentials, retention)
-    return PostgresTodoStore(retention)
+        return SqliteTodoStore(file_path, credentials, retention, max_todos)
+    return PostgresTodoStore(retention, max_todos)

@@ -39,8 +39,8 @@ class PostgresTx:
 class PostgresTodoStore(TodoStore):
     """Through the Tortoise connection's asyncpg pool (it replaces dead connections)."""
 
-    def __init__(self, retention: Retention) -> None:
-        super().__init__(retention)
+    def __init__(self, retention: Retention, max_todos: int = 0) -> None:
+        super().__init__(retention, max_todos)
         self._client = connections.get("default")
 
     @staticmethod

@@ -67,8 +67,10 @@ class SqliteTodoStore(TodoStore):
 
     can_hang = False
 
-    def __init__(self, file_path: str, pragmas: dict[str, Any], retention: Retention) -> None:
-        super().__init__(retention)
+    def __init__(
+        self, file_path: str, pragmas: dict[str, Any], retention: Retention, max_todos: int = 0
+    ) -> None:
+        super().__init__(retention, max_todos)
         # Autocommit mode: transactions are begun and ended explicitly below.
         self._db = self._connect(file_path, pragmas)
         self._db.execute("PRAGMA wal_autocheckpoint=0")

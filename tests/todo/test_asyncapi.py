@@ -46,6 +46,8 @@ ERROR_CODES = [
     "internal_error",
     "conflict",
     "idempotency_key_reused",
+    "too_many_connections",
+    "limit_reached",
 ]
 CLOSE_CODES = ["1000", "1001", "1007", "1008", "1009", "1011", "1013", "1014"]
 
@@ -154,6 +156,8 @@ def test_document_covers_the_whole_contract(document: dict[str, Any]) -> None:
         assert code in messages["error"]["description"]
     assert table["auth_failed"]["connection"].startswith("closed with 1008")
     assert table["conflict"]["connection"] == "stays open"
+    assert table["too_many_connections"]["connection"] == "closed with 1013"
+    assert table["limit_reached"]["connection"] == "stays open"
 
     assert sorted(channel["x-close-codes"]) == CLOSE_CODES
     for code in CLOSE_CODES:

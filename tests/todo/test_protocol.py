@@ -376,6 +376,9 @@ async def test_error_replies_echo_a_valid_request_id(sock: Socket) -> None:
     assert reply["code"] == "validation_error" and reply["request_id"] == "r" * 64
     reply = await sock.request({"action": "nope", "request_id": "x"})
     assert reply["code"] == "invalid_message" and reply["request_id"] == "x"
+    # The empty string is a valid request_id too (found by test_fuzz.py).
+    reply = await sock.request({"action": "refresh_token", "request_id": ""})
+    assert reply["code"] == "validation_error" and reply["request_id"] == ""
 
 
 async def test_binary_json_frame_is_understood(sock: Socket) -> None:

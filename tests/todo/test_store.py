@@ -40,6 +40,11 @@ def data(change: object) -> dict:  # type: ignore[type-arg]
     return orjson.loads(change.event)["data"]  # type: ignore[attr-defined,no-any-return]
 
 
+async def sync_message(store: TodoStore, owner_id: int, since: int) -> tuple[int, dict]:  # type: ignore[type-arg]
+    rev, frame = await store.sync_frame(owner_id, since)
+    return rev, orjson.loads(frame)
+
+
 async def test_concurrent_writes_commit_together_with_consecutive_revisions(
     store: TodoStore, tmp_path: Path
 ) -> None:
@@ -101,12 +106,12 @@ async def test_a_keyed_write_repeated_in_the_same_batch_happens_once(store: Todo
 async def test_purge_forgets_old_tombstones_and_raises_the_horizon(store: TodoStore) -> None:
     todo = data(await store.create(7, "gone soon", None, False))
     await store.delete(7, todo["id"])
-    rev, delta = await store.sync_message(7, 0)
+    rev, delta = await sync_message(store, 7, 0)
     assert rev == 2 and delta["type"] == "todos_delta" and delta["data"]["deleted"] == [todo["id"]]
     await store.purge(now=10**12)  # far in the future: everything has expired
-    rev, message = await store.sync_message(7, 0)
+    rev, message = await sync_message(store, 7, 0)
     assert message["type"] == "todos_list" and message["rev"] == 2, "0 is below the horizon"
-    rev, message = await store.sync_message(7, 2)
+    rev, message = await sync_message(store, 7, 2)
     assert message["type"] == "todos_delta" and message["data"] == {"upserted": [], "deleted": []}
 
 
