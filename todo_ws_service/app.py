@@ -26,9 +26,9 @@ from todo_ws_service.connection import (
     CLOSE_POLICY,
     Connection,
     Limits,
-    error_frame,
 )
 from todo_ws_service.fanout import Hub, LocalHub
+from todo_ws_service.frames import error_frame
 from todo_ws_service.handlers import Session
 from todo_ws_service.protocol_docs import protocol_docs_blueprint
 from todo_ws_service.redis_hub import RedisHub

@@ -2,16 +2,15 @@
 
 One `Connection` per authenticated socket. Messages are handled one at a time, so replies
 leave in the order the requests came. Everything the socket is sent goes through its
-`RevisionGate` (gapfill.py: changes in revision order, none skipped) onto one outbox, and
-is written by one writer at a time: the receive loop itself right after each request (no
-task per message on the hot path), or a small task for changes that arrive between
-requests, so a slow socket never stalls another's request. `close` waits for the message
+`RevisionGate` (gapfill.py: changes in revision order, none skipped) onto its `Outbox`
+(outbox.py: one writer at a time, bounded), so a slow socket never stalls another's
+request. `close` waits for the message
 being handled (its write committed and its reply sent) and for the outbox, then closes
 with the given code: 1001 on shutdown, 1008 when the token expires.
 
 Limits (CONTRACT.md section 7): a socket beyond its user's `WS_MAX_CONNECTIONS_PER_USER`
-is refused (`too_many_connections`, 1013); one whose unsent data (outbox and transport)
-passes `WS_MAX_BUFFERED` bytes is dropped with 1013 at once; invalid UTF-8 closes with 1007
+is refused (`too_many_connections`, 1013); one that does not read is dropped with 1013
+(outbox.py); invalid UTF-8 closes with 1007
 after the frames before it are answered; a list or delta is charged to the rate limiter by
 its size.
 """
@@ -21,24 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass
 
 import orjson
-from sanic.exceptions import RequestCancelled, ServerError, WebsocketClosed
 from sanic.server.websockets.impl import WebsocketImplProtocol
-from websockets.exceptions import ConnectionClosed
 
 from todo_ws_service.fanout import Hub
+from todo_ws_service.frames import error_frame, request_id_in, with_request_id
 from todo_ws_service.gapfill import RevisionGate
 from todo_ws_service.handlers import Reply, Session, dispatch
-from todo_ws_service.messages import (
-    ErrorCode,
-    ProtocolError,
-    error_message,
-    parse_request,
-    request_id_of,
-)
+from todo_ws_service.messages import ErrorCode, ProtocolError, error_message, parse_request
+from todo_ws_service.outbox import CLOSE_TRY_AGAIN, SOCKET_GONE, Outbox
 from todo_ws_service.ratelimit import TokenBucket
 from todo_ws_service.store import encode
 from todo_ws_service.utf8_frames import CLOSE_INVALID_DATA, INVALID_UTF8
@@ -56,10 +48,6 @@ SNAPSHOT_CHARS_PER_TOKEN = 65_536
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
-CLOSE_TRY_AGAIN = 1013
-
-# RequestCancelled: Sanic's send on a transport that is closing.
-_SOCKET_GONE = (ConnectionClosed, WebsocketClosed, ServerError, RequestCancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,32 +59,6 @@ class Limits:
     max_buffered: int = 4 * 1024 * 1024  # unsent bytes (characters) before closing 1013
     # How often a socket with unsent data is checked for a client that takes nothing.
     stall_interval: float = 20.0
-
-
-def with_request_id(encoded: str, request_id: str | None) -> str:
-    """The asker's copy of an encoded message: the same JSON plus its `request_id`."""
-    if request_id is None:
-        return encoded
-    # Splice rather than encode the whole message a second time.
-    return f'{encoded[:-1]},"request_id":{orjson.dumps(request_id).decode()}}}'
-
-
-def error_frame(
-    code: ErrorCode,
-    message: str,
-    details: list[dict[str, str]] | None = None,
-    request_id: str | None = None,
-) -> str:
-    return encode(error_message(code, message, details, request_id))
-
-
-def _rid(frame: str | bytes) -> str | None:
-    """The frame's valid `request_id`, if it has one (for replies that skip validation)."""
-    try:
-        message = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return None
-    return request_id_of(message) if isinstance(message, dict) else None
 
 
 class Connection:
@@ -115,26 +77,12 @@ class Connection:
         self._hub = hub
         self._since = since
         self._bucket = TokenBucket(limits.rate, limits.burst) if limits.rate > 0 else None
-        self._max_buffered = limits.max_buffered
-        self._stall_interval = limits.stall_interval
-        self._stall_check: asyncio.TimerHandle | None = None
-        # At the last stall check: the transport's unsent bytes, and `_sent_chars`.
-        self._backlog_seen = 0
-        self._sent_seen = 0
+        self._outbox = Outbox(ws, limits.max_buffered, limits.stall_interval, self._on_drop)
+        self._emit = self._outbox.put
         self._gate = RevisionGate(self._emit, self._read_delta, self._on_fill_failed)
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._dropped = False  # failed for not reading (WS_MAX_BUFFERED)
-        self._outbox: deque[str] = deque()
-        # Characters ever queued, and ever taken off the outbox to be sent: their
-        # difference is what waits in the outbox (not counting the frame being sent).
-        self._queued_chars = 0
-        self._sent_chars = 0
-        # One writer at a time: the receive loop after a request, or `_writer`.
-        self._writing = False
-        self._in_request = False
-        self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
@@ -156,7 +104,7 @@ class Connection:
             )
             return
         self._schedule_expiry(self._session.user.expires_at)
-        self._schedule_stall_check()
+        self._outbox.start_stall_checks()
         try:
             if not await self._send_first_message():
                 return
@@ -164,12 +112,9 @@ class Connection:
         finally:
             if self._expiry is not None:
                 self._expiry.cancel()
-            if self._stall_check is not None:
-                self._stall_check.cancel()
             self._hub.unregister(self)
             self._gate.close()
-            if self._writer is not None:
-                self._writer.cancel()
+            self._outbox.stop()
 
     async def _send_first_message(self) -> bool:
         try:
@@ -184,14 +129,14 @@ class Connection:
                 "internal error",
             )
             return False
-        self._in_request = True
+        self._outbox.in_request = True
         self._gate.start(rev, frame)
         try:
-            await self._write_outbox()
-        except _SOCKET_GONE:
+            await self._outbox.write()
+        except SOCKET_GONE:
             return False
         finally:
-            self._in_request = False
+            self._outbox.in_request = False
         return True
 
     async def _read_delta(self, since: int | None) -> tuple[int, str]:
@@ -204,29 +149,30 @@ class Connection:
         while True:
             try:
                 frame = await ws.recv()
-            except _SOCKET_GONE:
+            except SOCKET_GONE:
                 return
             if frame is None:
                 return
             if self._closing:
                 continue  # closing: what arrives now is not answered
             self._idle.clear()
-            self._in_request = True
+            self._outbox.in_request = True
             try:
                 await self._answer(frame)
-                if not self._writing:
-                    await self._write_outbox()
-            except _SOCKET_GONE:
+                await self._outbox.write()  # returns at once if a writer task is at it
+            except SOCKET_GONE:
                 return
             finally:
-                self._in_request = False
+                self._outbox.in_request = False
                 self._idle.set()
 
     async def _answer(self, frame: str | bytes) -> None:
         """Handle one frame: its reply, and the change's events, go to the gate."""
         request_id: str | None = None
         if self._bucket is not None and not self._bucket.take():
-            self._refuse(frame, "rate_limited", "too many messages, slow down", _rid(frame))
+            self._refuse(
+                frame, "rate_limited", "too many messages, slow down", request_id_in(frame)
+            )
             return
         try:
             message = orjson.loads(frame)
@@ -296,75 +242,8 @@ class Connection:
         if not self._closing:
             self._gate.fill_now()
 
-    def _emit(self, frame: str) -> None:
-        """Queue a frame for the wire (the gate calls this in the order frames must go)."""
-        # A writer still busy means the client is behind (a send only waits when the
-        # transport is full): from then on, count what it has not taken.
-        if self._writing and self._unsent() > self._max_buffered:
-            self._drop_slow_reader()
-            return
-        self._outbox.append(frame)
-        self._queued_chars += len(frame)
-        if not self._writing and not self._in_request:
-            self._writer = asyncio.create_task(self._write_outbox())
-
-    def _unsent(self) -> int:
-        """Characters queued here plus bytes the transport has not written yet."""
-        return self._queued_chars - self._sent_chars + self._transport_backlog()
-
-    def _transport_backlog(self) -> int:
-        io_proto = self._ws.io_proto
-        transport = io_proto.transport if io_proto is not None else None
-        return transport.get_write_buffer_size() if transport is not None else 0
-
-    def _drop_slow_reader(self) -> None:
-        """Over `WS_MAX_BUFFERED`: free what is queued and fail the socket with 1013 now.
-
-        The close frame follows what the transport already holds; a client that reads again
-        gets it. Waiting to send it properly could wait for ever on a client that doesn't.
-        """
-        self._outbox.clear()
-        self._sent_chars = self._queued_chars
-        if not self._dropped:
-            logger.warning("closing a socket that does not read its messages")
-            self._dropped = self._closing = True
-            self._ws.fail_connection(CLOSE_TRY_AGAIN, "too slow")
-
-    def _schedule_stall_check(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._stall_check = loop.call_later(self._stall_interval, self._check_stall)
-
-    def _check_stall(self) -> None:
-        """Drop a client that took none of its unsent data for a whole interval.
-
-        Sanic's keepalive ping can't catch it: the ping waits behind the stuck send. A
-        transport only holds data the kernel would not take, and a send waits while it is
-        that full: a backlog that did not shrink while no frame went out means nothing
-        was read.
-        """
-        backlog = self._transport_backlog()
-        if 0 < self._backlog_seen <= backlog and self._sent_chars == self._sent_seen:
-            self._drop_slow_reader()
-            return
-        self._backlog_seen, self._sent_seen = backlog, self._sent_chars
-        self._schedule_stall_check()
-
-    async def _write_outbox(self) -> None:
-        if self._writing:
-            return
-        self._writing = True
-        try:
-            while self._outbox:
-                frame = self._outbox.popleft()
-                self._sent_chars += len(frame)
-                await self._ws.send(frame)
-        except _SOCKET_GONE:
-            self._outbox.clear()
-            self._sent_chars = self._queued_chars
-            if self._in_request:
-                raise
-        finally:
-            self._writing = False
+    def _on_drop(self) -> None:
+        self._closing = True  # failed for not reading: nothing more is answered
 
     def _on_fill_failed(self) -> None:
         # The socket can't be brought up to date: let the client resume with `since`.
@@ -404,12 +283,12 @@ class Connection:
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT):
                 await self._idle.wait()
-                if self._writer is not None:
-                    await self._writer
-                await self._write_outbox()
+                if self._outbox.writer is not None:
+                    await self._outbox.writer
+                await self._outbox.write()
         except TimeoutError:
             logger.warning("closing a socket before its last reply went out")
-        except _SOCKET_GONE:
+        except SOCKET_GONE:
             pass
         await self._send_final(final, code, reason)
 
@@ -427,5 +306,5 @@ class Connection:
             io_proto = self._ws.io_proto
             if io_proto is not None and io_proto.transport is not None:
                 io_proto.transport.abort()
-        except _SOCKET_GONE:
+        except SOCKET_GONE:
             pass

@@ -25,7 +25,6 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -33,14 +32,38 @@ import orjson
 from todo_ws_service import idempotency, revisions
 from todo_ws_service.idempotency import Key
 from todo_ws_service.list_cache import ListCache
-from todo_ws_service.sql import Tx, Values
+from todo_ws_service.sql import Tx
+from todo_ws_service.store_types import (
+    COLUMNS,
+    Change,
+    LimitReached,
+    NotFound,
+    Refused,
+    Retention,
+    Row,
+    VersionConflict,
+    as_todo,
+    encode,
+)
 from todo_ws_service.todo_counts import TodoCounts
 
-Row = dict[str, Any]
+# Re-exported: the store's callers (handlers, tests) import these from here.
+__all__ = [
+    "Change",
+    "LimitReached",
+    "NotFound",
+    "Refused",
+    "Retention",
+    "Row",
+    "TodoStore",
+    "VersionConflict",
+    "as_todo",
+    "encode",
+    "open_store",
+]
+
 T = TypeVar("T")
 
-COLUMNS = "id, title, description, completed, owner_id, created_at, updated_at, version"
-_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
 UPDATABLE = ("title", "description", "completed")
 
 _LIST = f"SELECT {COLUMNS} FROM todos WHERE owner_id = ? ORDER BY id"  # noqa: S608
@@ -53,60 +76,6 @@ _IF_VERSION = " AND version = ?"
 _COUNT = "SELECT COUNT(*) FROM todos WHERE owner_id = ?"
 
 logger = logging.getLogger("todo_ws_service.store")
-
-
-def as_todo(values: Values) -> Row:
-    """A row in the wire shape of `messages.Todo` (SQLite has no boolean type)."""
-    row = dict(zip(_NAMES, values, strict=True))
-    row["completed"] = bool(row["completed"])
-    return row
-
-
-def encode(message: dict[str, Any]) -> str:
-    """JSON text of a server message (orjson; Sanic sends a str as a text frame)."""
-    return orjson.dumps(message).decode()
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A committed change (or the first answer to a repeated keyed write)."""
-
-    rev: int
-    event: str  # the encoded event, without any request_id
-    replayed: bool = False  # True: an idempotent repeat; nothing was written or sent
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How long deletions and idempotency keys are kept, and how often they are purged."""
-
-    tombstone_ttl: float = 604_800
-    idempotency_ttl: float = 86_400
-    purge_interval: float = 300
-
-
-class Refused(Exception):
-    """The write can't be done; raised before anything was written."""
-
-
-class NotFound(Refused):
-    """The user has no such todo."""
-
-
-class VersionConflict(Refused):
-    """`if_version` did not match; `current` is the todo as it is."""
-
-    def __init__(self, current: Row) -> None:
-        super().__init__("version conflict")
-        self.current = current
-
-
-class LimitReached(Refused):
-    """The user already has `limit` todos (`TODO_MAX_PER_USER`)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__("limit reached")
-        self.limit = limit
 
 
 class TodoStore(ABC):

@@ -1,0 +1,141 @@
+"""One socket's frames on their way to the wire: in order, one writer, bounded memory.
+
+Frames are put in the order they must go (the revision gate decides it). One writer at a
+time sends them: the socket's receive loop right after each request (no task per message
+on the hot path), or a small task for frames that arrive between requests.
+
+`WS_MAX_BUFFERED` (CONTRACT.md section 7) bounds what a socket may hold unsent: the
+frames queued here plus the bytes its transport has not written. A send only waits when
+the transport is full, so the bound is checked only while the writer is busy. Past it,
+or when the client took nothing of its backlog for a whole `stall_interval`, the socket
+is failed with 1013 at once and its frames freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from sanic.exceptions import RequestCancelled, ServerError, WebsocketClosed
+from sanic.server.websockets.impl import WebsocketImplProtocol
+from websockets.exceptions import ConnectionClosed
+
+logger = logging.getLogger("todo_ws_service.outbox")
+
+CLOSE_TRY_AGAIN = 1013
+
+# RequestCancelled: Sanic's send on a transport that is closing.
+SOCKET_GONE = (ConnectionClosed, WebsocketClosed, ServerError, RequestCancelled)
+
+
+class Outbox:
+    """The frames waiting for one socket."""
+
+    def __init__(
+        self,
+        ws: WebsocketImplProtocol,
+        max_buffered: int,
+        stall_interval: float,
+        on_drop: Callable[[], None],
+    ) -> None:
+        self._ws = ws
+        self._max_buffered = max_buffered
+        self._stall_interval = stall_interval
+        self._on_drop = on_drop
+        self._frames: deque[str] = deque()
+        # Characters ever queued, and ever taken off to be sent: their difference is what
+        # waits here (not counting the frame being sent).
+        self._queued_chars = 0
+        self._sent_chars = 0
+        self.writing = False
+        # True while the receive loop handles a request: it writes itself afterwards.
+        self.in_request = False
+        self.writer: asyncio.Task[None] | None = None
+        self.dropped = False
+        self._stall_check: asyncio.TimerHandle | None = None
+        # At the last stall check: the transport's unsent bytes, and `_sent_chars`.
+        self._backlog_seen = 0
+        self._sent_seen = 0
+
+    def put(self, frame: str) -> None:
+        """Queue a frame; start a writer unless one runs or the receive loop will write."""
+        if self.writing and self._unsent() > self._max_buffered:
+            self._drop()
+            return
+        self._frames.append(frame)
+        self._queued_chars += len(frame)
+        if not self.writing and not self.in_request:
+            self.writer = asyncio.create_task(self.write())
+
+    async def write(self) -> None:
+        """Send what is queued (returns at once if another writer is at it).
+
+        A lost socket empties the queue; it is raised to the receive loop only.
+        """
+        if self.writing:
+            return
+        self.writing = True
+        try:
+            while self._frames:
+                frame = self._frames.popleft()
+                self._sent_chars += len(frame)
+                await self._ws.send(frame)
+        except SOCKET_GONE:
+            self._forget_queued()
+            if self.in_request:
+                raise
+        finally:
+            self.writing = False
+
+    def start_stall_checks(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stall_check = loop.call_later(self._stall_interval, self._check_stall)
+
+    def stop(self) -> None:
+        if self._stall_check is not None:
+            self._stall_check.cancel()
+        if self.writer is not None:
+            self.writer.cancel()
+
+    def _unsent(self) -> int:
+        """Characters queued here plus bytes the transport has not written yet."""
+        return self._queued_chars - self._sent_chars + self._transport_backlog()
+
+    def _transport_backlog(self) -> int:
+        io_proto = self._ws.io_proto
+        transport = io_proto.transport if io_proto is not None else None
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def _forget_queued(self) -> None:
+        self._frames.clear()
+        self._sent_chars = self._queued_chars
+
+    def _drop(self) -> None:
+        """Over the bound: free what is queued and fail the socket with 1013 now.
+
+        The close frame follows what the transport already holds; a client that reads again
+        gets it. Waiting to send it properly could wait for ever on a client that doesn't.
+        """
+        self._forget_queued()
+        if not self.dropped:
+            logger.warning("closing a socket that does not read its messages")
+            self.dropped = True
+            self._on_drop()
+            self._ws.fail_connection(CLOSE_TRY_AGAIN, "too slow")
+
+    def _check_stall(self) -> None:
+        """Drop a client that took none of its unsent data for a whole interval.
+
+        Sanic's keepalive ping can't catch it: the ping waits behind the stuck send. A
+        transport only holds data the kernel would not take, and a send waits while it is
+        that full: a backlog that did not shrink while no frame went out means nothing
+        was read.
+        """
+        backlog = self._transport_backlog()
+        if 0 < self._backlog_seen <= backlog and self._sent_chars == self._sent_seen:
+            self._drop()
+            return
+        self._backlog_seen, self._sent_seen = backlog, self._sent_chars
+        self.start_stall_checks()
