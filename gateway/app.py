@@ -18,9 +18,11 @@ import contextlib
 
 import httpx
 from sanic import Request, Sanic
+from sanic.exceptions import NotFound
 
 from gateway.health import gateway_health_blueprint
 from gateway.http_proxy import proxy_http
+from gateway.paths import path_under
 from gateway.static_files import add_static_routes
 from gateway.upstreams import HealthMonitor, ReplicaPool
 from gateway.ws_proxy import bridge_websocket
@@ -33,6 +35,14 @@ PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 def _is_websocket_upgrade(request: Request) -> bool:
     return request.method == "GET" and request.headers.get("upgrade", "").lower() == "websocket"
+
+
+def _path_under(prefix: str, request: Request) -> str:
+    """The path to forward; 404 when its dot segments would leave `prefix`."""
+    path = path_under(prefix, request.path)
+    if path is None:
+        raise NotFound(f"The path leaves {prefix}/.")
+    return path
 
 
 def _new_http_client(settings: GatewaySettings) -> httpx.AsyncClient:
@@ -80,17 +90,27 @@ def create_app(settings: GatewaySettings | None = None) -> Sanic:
             await app.ctx.health_task
         await app.ctx.http.aclose()
 
+    auth_max_body = min(settings.gateway_max_body, settings.gateway_auth_max_body)
+
     async def proxy_auth(request: Request, path: str) -> None:
-        await proxy_http(request, auth_pool, request.app.ctx.http, settings.gateway_max_body)
+        target = _path_under("/auth", request)
+        await proxy_http(request, target, auth_pool, request.app.ctx.http, auth_max_body)
 
     async def proxy_todo(request: Request, path: str) -> None:
+        target = _path_under("/ws_ep", request)
         if _is_websocket_upgrade(request):
             # What Sanic does for an @app.websocket route: handshake, run, track, close.
             await request.app._websocket_handler(
-                bridge_websocket, request, todo_pool, settings.gateway_connect_timeout
+                bridge_websocket,
+                request,
+                target,
+                todo_pool,
+                settings.gateway_connect_timeout,
+                settings.ws_max_buffered,
             )
             return
-        await proxy_http(request, todo_pool, request.app.ctx.http, settings.gateway_max_body)
+        max_body = settings.gateway_max_body
+        await proxy_http(request, target, todo_pool, request.app.ctx.http, max_body)
 
     # Tells Sanic this handler may end without an HTTP response (after an upgrade).
     proxy_todo.is_websocket = True  # type: ignore[attr-defined]

@@ -70,21 +70,21 @@ async def _stream_body(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _upstream_url(replica: Replica, request: Request) -> str:
-    # The raw path and query string, unchanged (still percent-encoded as the client sent).
+def _upstream_url(replica: Replica, path: str, request: Request) -> str:
+    # The path (dot segments resolved, still percent-encoded) and the raw query string.
     query = request.query_string
-    return replica.url + request.path + (f"?{query}" if query else "")
+    return replica.url + path + (f"?{query}" if query else "")
 
 
 async def _open_upstream_response(
-    request: Request, pool: ReplicaPool, client: httpx.AsyncClient, body_limit: int
+    request: Request, path: str, pool: ReplicaPool, client: httpx.AsyncClient, body_limit: int
 ) -> tuple[Replica, httpx.Response]:
     """Send the request to the first replica that accepts a connection."""
     headers = upstream_request_headers(request)
     body = _stream_body(request, body_limit) if _has_body(request) else None
     for replica in pool.attempt_order():
         upstream_request = client.build_request(
-            request.method, _upstream_url(replica, request), headers=headers, content=body
+            request.method, _upstream_url(replica, path, request), headers=headers, content=body
         )
         try:
             return replica, await client.send(upstream_request, stream=True)
@@ -101,14 +101,19 @@ async def _open_upstream_response(
 
 
 async def proxy_http(
-    request: Request, pool: ReplicaPool, client: httpx.AsyncClient, body_limit: int
+    request: Request, path: str, pool: ReplicaPool, client: httpx.AsyncClient, body_limit: int
 ) -> None:
-    """Forward `request` to a replica of `pool` and stream the answer to the client."""
+    """Forward `request` to `path` on a replica of `pool`; stream the answer to the client.
+
+    `body_limit` must not be above the upstream's own: an upstream that refuses a body
+    answers 413 and closes while the body is still coming, and the reset that follows
+    loses its answer (the client would get a 502). The gateway refuses it first.
+    """
     declared = _declared_length(request)
     if declared is not None and declared > body_limit:
         raise BodyTooLarge(f"The request body is over {body_limit} bytes.")
     started = time.monotonic()
-    replica, upstream = await _open_upstream_response(request, pool, client, body_limit)
+    replica, upstream = await _open_upstream_response(request, path, pool, client, body_limit)
     pool.mark_succeeded(replica)
     try:
         response = await request.respond(
@@ -119,9 +124,12 @@ async def proxy_http(
         # decompress gzip/br bodies, and the kept Content-Encoding and Content-Length
         # headers would then lie. The client asked for that encoding (its Accept-Encoding
         # went upstream unchanged), so it can decode it itself.
-        async for chunk in upstream.aiter_raw():
-            await response.send(chunk)
-        await response.eof()
+        # A HEAD's headers go out when Sanic ends the response after this handler: any
+        # send here, even an empty eof(), would make Sanic's own end fail (TypeError).
+        if request.method != "HEAD":
+            async for chunk in upstream.aiter_raw():
+                await response.send(chunk)
+            await response.eof()
     except httpx.HTTPError as exc:
         # The status line is already out: all we can do is cut the connection, so the
         # client sees a truncated body rather than a complete-looking one.

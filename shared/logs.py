@@ -1,7 +1,11 @@
 """Structured logs: one JSON object a line, a request id on each, secrets redacted.
 
 Sanic's access log writes the full URL, and a WebSocket URL carries the access token in
-its query string, so every record goes through `RedactSecrets` before it is written.
+its query string. Every string field of every line (message, URL, traceback, extras) goes
+through `redact` before it is written: it blanks the value of any query parameter whose
+name, once percent-decoded, mentions a token, password or secret (`?%74oken=` is `token`
+to Sanic, so it must be to us too), `password: ...`-like text, and anything shaped like a
+JWT wherever it appears.
 """
 
 from __future__ import annotations
@@ -10,37 +14,53 @@ import logging
 import re
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import unquote_plus
 
 from sanic import Request, Sanic
 from sanic.log import LOGGING_CONFIG_DEFAULTS
-from sanic.logging.formatter import JSONAccessFormatter
+from sanic.logging.formatter import JSONAccessFormatter, JSONFormatter
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
+REDACTED = "[redacted]"
+_SECRET_WORDS = ("token", "password", "passwd", "secret", "authorization", "jwt")
 _SECRET_IN_TEXT = re.compile(
     r"(?i)((?:access_|refresh_)?token|password|secret|authorization)"
     r"(\"?\s*[=:]\s*\"?)(?:bearer\s+)?[^&\s\"',]+"
 )
-REDACTED = "[redacted]"
+# `name=value` after `?`, `&` or `;` (a query string, or form data written to a log).
+_QUERY_PARAMETER = re.compile(r"(?<=[?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
+# A JWT is three base64url parts, the first one a JSON object (`{"` is `eyJ`); dots may be
+# percent-encoded.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*(?:(?:\.|%2[eE])[A-Za-z0-9_-]*){1,2}")
+
+
+def _decoded_name(name: str) -> str:
+    """A query parameter's name as a server would read it (decoded until it stops changing)."""
+    for _ in range(3):
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.strip().lower()
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    name = _decoded_name(match.group(1))
+    if any(word in name for word in _SECRET_WORDS):
+        return f"{match.group(1)}={REDACTED}"
+    return match.group(0)
 
 
 def redact(text: str) -> str:
-    """Blank out anything that looks like `token=...`, `password: ...` in `text`."""
-    return _SECRET_IN_TEXT.sub(rf"\1\2{REDACTED}", text)
+    """Blank out anything that looks like `token=...`, `password: ...` or a JWT in `text`."""
+    text = _QUERY_PARAMETER.sub(_redact_parameter, text)
+    text = _SECRET_IN_TEXT.sub(rf"\1\2{REDACTED}", text)
+    return _JWT.sub(REDACTED, text)
 
 
-class RedactSecrets(logging.Filter):
-    """Scrubs the message and the access log's `request` field of tokens and passwords."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        request_line = getattr(record, "request", None)
-        if isinstance(request_line, str):
-            record.request = redact(request_line)
-        return True
+def _redacted_fields(line: dict[str, Any]) -> dict[str, Any]:
+    return {key: redact(value) if isinstance(value, str) else value for key, value in line.items()}
 
 
 class AddRequestId(logging.Filter):
@@ -49,36 +69,50 @@ class AddRequestId(logging.Filter):
         return True
 
 
+class LogFormatter(JSONFormatter):
+    """Sanic's JSON line (message, traceback, extras), every string field redacted."""
+
+    def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
+        return _redacted_fields(super().to_dict(record))
+
+
 class AccessLogFormatter(JSONAccessFormatter):
-    """Sanic's JSON access line plus the request id (its formatter keeps only fixed fields)."""
+    """Sanic's JSON access line plus the request id (its formatter keeps only fixed fields),
+    every string field redacted (the URL carries the WebSocket's token)."""
 
     def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
         line = super().to_dict(record)
         line["request_id"] = getattr(record, "request_id", None)
-        return line
+        return _redacted_fields(line)
 
 
 def build_log_config(service: str, level: str = "INFO") -> dict[str, Any]:
-    """Sanic's logging config with JSON formatters and our two filters on every handler."""
+    """Sanic's logging config with our JSON formatters and the request id on every line.
+
+    Every logger writes through these handlers: Sanic's, the service's own (`service.*`),
+    `shared.*`, and the root logger (WARNING and up, for libraries and asyncio), so no
+    line reaches Python's bare last-resort handler, which would skip the redaction.
+    """
     # Copy two levels deep by hand: the handlers hold sys.stdout, which can't be deep-copied.
     config = {key: value for key, value in LOGGING_CONFIG_DEFAULTS.items()}
     config["handlers"] = {n: dict(h) for n, h in LOGGING_CONFIG_DEFAULTS["handlers"].items()}
     config["loggers"] = {n: dict(lg) for n, lg in LOGGING_CONFIG_DEFAULTS["loggers"].items()}
-    config["formatters"] = {
-        "generic": {"class": "sanic.logging.formatter.JSONFormatter"},
-        "access": {"()": AccessLogFormatter},
-    }
-    config["filters"] = {
-        "request_id": {"()": AddRequestId},
-        "redact": {"()": RedactSecrets},
-    }
+    config["formatters"] = {"generic": {"()": LogFormatter}, "access": {"()": AccessLogFormatter}}
+    config["filters"] = {"request_id": {"()": AddRequestId}}
     for handler in config["handlers"].values():
-        handler["filters"] = ["request_id", "redact"]
+        handler["filters"] = ["request_id"]
     for logger in config["loggers"].values():
         logger["level"] = level
+        logger["propagate"] = False  # the root logger's handler would write it twice
     # Our own modules log under the service's name through the same console handler.
-    config["loggers"][service] = {"level": level, "handlers": ["console"], "propagate": False}
-    config["loggers"]["tortoise"] = {"level": "WARNING", "handlers": ["console"]}
+    for own in (service, "shared"):
+        config["loggers"][own] = {"level": level, "handlers": ["console"], "propagate": False}
+    config["loggers"]["tortoise"] = {
+        "level": "WARNING",
+        "handlers": ["console"],
+        "propagate": False,
+    }
+    config["root"] = {"level": "WARNING", "handlers": ["console"]}
     return config
 
 

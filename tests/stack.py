@@ -38,10 +38,15 @@ class LocalStack:
 
 
 def start_stack(
-    tmp_dir: Path, jwt_env: Mapping[str, str], auth_env: Mapping[str, str] | None = None
+    tmp_dir: Path,
+    jwt_env: Mapping[str, str],
+    auth_env: Mapping[str, str] | None = None,
+    every_env: Mapping[str, str] | None = None,
 ) -> LocalStack:
-    """Start the three services (in parallel, then wait for each) with SQLite files in tmp_dir."""
-    common = {**jwt_env, "PROXIES_COUNT": "1", "LOG_LEVEL": "INFO"}
+    """Start the three services (in parallel, then wait for each) with SQLite files in tmp_dir.
+
+    `every_env` goes to all three (e.g. a setting of `ServiceSettings`)."""
+    common = {**jwt_env, "PROXIES_COUNT": "1", "LOG_LEVEL": "INFO", **(every_env or {})}
     auth = ServiceProcess(
         "auth_service",
         {**common, "AUTH_DB_URL": f"sqlite://{tmp_dir / 'auth.sqlite3'}", **(auth_env or {})},
@@ -59,6 +64,7 @@ def start_stack(
             "TODO_UPSTREAMS": todo.url,
             "GATEWAY_HEALTH_INTERVAL": "0.5",
             "LOG_LEVEL": "INFO",
+            **(every_env or {}),
         },
         tmp_dir,
     )

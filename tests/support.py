@@ -6,12 +6,15 @@ operator would, with the environment a test gives it, and waits for `/healthz`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -266,3 +269,80 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own (initdb in a temp dir, a free port), to stop
+    and start at will without touching the machine's shared server.
+
+    The server refuses to run as root: as root, its commands run as the `postgres` user.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = Path(tempfile.mkdtemp(prefix="test-pg-")) / "data"
+        self.log_path = self.data_dir.parent / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def binaries() -> Path | None:
+        """The newest installed server's bin folder (Debian layout), if any."""
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=_version_key)
+        return found[-1].parent if found else None
+
+    def _run(self, tool: str, *args: str, timeout: float = 60.0) -> None:
+        bin_dir = self.binaries()
+        assert bin_dir is not None, "no PostgreSQL server binaries"
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*as_postgres, str(bin_dir / tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+
+    def init(self) -> PostgresServer:
+        if os.geteuid() == 0:
+            shutil.chown(self.data_dir.parent, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-N")
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                "unix_socket_directories = ''\n"
+                # Durability against a crash of the server process needs no fsync (the
+                # kernel keeps what was written); an fsync per commit would only slow tests.
+                "fsync = off\n"
+            )
+        return self
+
+    def start(self) -> PostgresServer:
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """`mode`: `fast` (clean) or `immediate` (as a crash: recovery on the next start)."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+
+def _version_key(pg_ctl: Path) -> tuple[int, ...]:
+    version = pg_ctl.parent.parent.name
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def require_postgres_binaries() -> None:
+    """Fail in CI, skip elsewhere, when no PostgreSQL server binaries are installed."""
+    import pytest
+
+    if PostgresServer.binaries() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL server binaries (/usr/lib/postgresql/*/bin) are required")
+        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql")

@@ -8,7 +8,8 @@ on the hot path), or a small task for frames that arrive between requests.
 frames queued here plus the bytes its transport has not written. A send only waits when
 the transport is full, so the bound is checked only while the writer is busy. Past it,
 or when the client took nothing of its backlog for a whole `stall_interval`, the socket
-is failed with 1013 at once and its frames freed.
+is failed with 1013 at once and its frames freed. The frame being sent counts on top of the
+bound, so one list larger than it (5,000 long todos) still reaches a client that reads.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Outbox:
         self._queued_chars = 0
         self._sent_chars = 0
         self.writing = False
+        self._in_flight = 0  # length of the frame being sent
         # True while the receive loop handles a request: it writes itself afterwards.
         self.in_request = False
         self.writer: asyncio.Task[None] | None = None
@@ -61,7 +63,9 @@ class Outbox:
 
     def put(self, frame: str) -> None:
         """Queue a frame; start a writer unless one runs or the receive loop will write."""
-        if self.writing and self._unsent() > self._max_buffered:
+        # The frame being sent may alone be larger than the bound (a big user's whole
+        # list): it is allowed on top of it, once.
+        if self.writing and self._unsent() > self._max_buffered + self._in_flight:
             self._drop()
             return
         self._frames.append(frame)
@@ -81,7 +85,9 @@ class Outbox:
             while self._frames:
                 frame = self._frames.popleft()
                 self._sent_chars += len(frame)
+                self._in_flight = len(frame)
                 await self._ws.send(frame)
+                self._in_flight = 0
         except SOCKET_GONE:
             self._forget_queued()
             if self.in_request:

@@ -19,6 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.gateway import rawhttp
 from tests.stack import LocalStack as Stack
 from tests.stack import start_stack
 
@@ -143,6 +144,51 @@ def test_me_answers_through_the_gateway(stack: Stack, user: User) -> None:
     assert me.status_code == 200
     assert me.json()["username"] == user.username
     assert httpx.get(stack.url + "/auth/me", timeout=TIMEOUT).status_code == 401
+
+
+@pytest.mark.parametrize("size", [100_000, 150_000, 200_000])
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_big_register_body_at_a_normal_pace_gets_413_not_502(
+    stack: Stack, size: int, framing: str
+) -> None:
+    # The auth service refuses such a body by answering 413 and closing while it is still
+    # coming: the reset lost that answer and the gateway said 502. Now the gateway refuses
+    # it itself, whatever the framing.
+    body = b'{"username": "' + b"u" * size + b'", "password": "long enough"}'
+    pieces = rawhttp.paced(body)
+    if framing == "chunked":
+        headers, pieces = [b"Transfer-Encoding: chunked"], rawhttp.chunked(pieces)
+    else:
+        headers = [b"Content-Length: %d" % len(body)]
+    response = rawhttp.request(
+        stack.gateway.port,
+        b"/auth/register",
+        b"POST",
+        [b"Content-Type: application/json", *headers],
+        pieces,
+        pause=0.002,
+    )
+    assert response.status == 413
+    assert response.json() == {
+        "detail": "The request body is over 65536 bytes.",
+        "code": "payload_too_large",
+    }
+
+
+def test_a_register_body_of_64_kib_still_reaches_the_auth_service(stack: Stack) -> None:
+    # The gateway's /auth limit is not above the auth service's: a body at the limit gets
+    # the service's own answer (a validation error here), not the service's 413.
+    envelope = b'{"username": "", "password": "long enough"}'
+    body = envelope.replace(b'""', b'"' + b"u" * (65536 - len(envelope)) + b'"')
+    assert len(body) == 65536
+    response = httpx.post(
+        stack.url + "/auth/register",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
 
 
 async def test_a_bad_token_is_closed_1008_through_the_gateway(stack: Stack) -> None:

@@ -15,6 +15,11 @@ runs). `UPSTREAM_NAME` names it in every answer, so a test can tell replicas apa
 |                           | `?close=C&reason=R` closes at once with C; the text        |
 |                           | `close C R` closes with C; frames over UPSTREAM_WS_MAX get |
 |                           | 1009 (64 KiB by default, like the todo service)            |
+| `/ws_ep/flood?size=N`     | WebSocket: text messages of N bytes, sent as fast as the   |
+|   `&count=K&interval=S`   | connection takes them (forever, or K of them, then close   |
+|                           | 1000), or one every S seconds                              |
+| `/ws_ep/deaf?seconds=S`   | WebSocket that reads nothing the client sends, and closes  |
+|                           | after S seconds (an hour by default)                       |
 | `/readyz`                 | 200, or 503 after `POST /_control/ready?value=0`           |
 | `/_control/closes`        | the close codes and reasons received from clients          |
 """
@@ -125,6 +130,27 @@ def create_app() -> Sanic:
             received = ws.ws_proto.close_rcvd
             if received is not None:
                 app.ctx.closes.append({"code": received.code, "reason": received.reason})
+
+    @app.websocket("/ws_ep/flood")
+    async def flood_socket(request: Request, ws: Websocket) -> None:
+        message = "x" * int(request.args.get("size", "65536"))
+        count = int(request.args.get("count", "0"))
+        interval = float(request.args.get("interval", "0"))
+        sent = 0
+        try:
+            while not count or sent < count:
+                await ws.send(message)  # waits while the connection's write buffer is full
+                sent += 1
+                if interval:
+                    await asyncio.sleep(interval)
+        finally:
+            received = ws.ws_proto.close_rcvd
+            if received is not None:
+                app.ctx.closes.append({"code": received.code, "reason": received.reason})
+
+    @app.websocket("/ws_ep/deaf")
+    async def deaf_socket(request: Request, ws: Websocket) -> None:
+        await asyncio.sleep(float(request.args.get("seconds", "3600")))
 
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     async def echo(request: Request, path: str) -> HTTPResponse:

@@ -31,6 +31,14 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert gateway.todo_upstreams == ["http://127.0.0.1:8002"]
 
 
+def test_every_service_has_the_head_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", STRONG)
+    every = (AuthSettings(), TodoSettings(), GatewaySettings())  # type: ignore[call-arg]
+    assert [settings.http_header_timeout for settings in every] == [10, 10, 10]
+    monkeypatch.setenv("HTTP_HEADER_TIMEOUT", "2.5")
+    assert GatewaySettings().http_header_timeout == 2.5
+
+
 def test_upstream_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TODO_UPSTREAMS", "http://a:1, http://b:2/ ,")
     assert GatewaySettings().todo_upstreams == ["http://a:1", "http://b:2"]
@@ -47,6 +55,7 @@ def test_upstream_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> 
         ),
         ({"JWT_SECRET": STRONG, "ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL:"),
         ({"JWT_SECRET": STRONG, "JWT_ALGORITHM": "none"}, "JWT_ALGORITHM:"),
+        ({"JWT_SECRET": STRONG, "HTTP_HEADER_TIMEOUT": "0"}, "HTTP_HEADER_TIMEOUT:"),
     ],
 )
 def test_bad_setting_exits_with_one_line(
