@@ -13,12 +13,18 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# The AsyncAPI test validates the protocol document with the official parser (Node.js;
-# without it that test skips, or fails in CI).
+# The AsyncAPI test validates the protocol document with the official parser, and
+# tests/web/test_package.py type-checks the web client's declarations (tsc --strict) and
+# packs it (npm pack). Both need Node.js and npm: without them those tests skip, except in
+# CI, where npm is required.
 if command -v npm >/dev/null 2>&1; then
     npm ci --prefix tests/todo/asyncapi --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+    npm ci --prefix tests/web/ts --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+elif ci="${CI:-}"; [[ "${ci,,}" =~ ^(1|true|yes)$ ]]; then  # as tests/support.py's IN_CI
+    echo "npm not found: CI needs it for the AsyncAPI validation and the TypeScript check" >&2
+    exit 1
 else
-    echo "npm not found: the AsyncAPI validation test will not run" >&2
+    echo "npm not found: the AsyncAPI validation and the web client's TypeScript check will not run" >&2
 fi
 
 .venv/bin/ruff check .

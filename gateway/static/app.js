@@ -1,4 +1,9 @@
 // app.js: the todo page. All server talk goes through todo-client.js; this file is DOM only.
+//
+// Writes are optimistic: the list shows them at once, marked "Saving…" (or "Not sent yet"
+// while offline), and the client library confirms, rolls back or reports a conflict later.
+// What the server said about a write arrives as a "writesettled" event, also for writes
+// made before a reload, so the page reports results there rather than per promise.
 
 import { AuthApi, ConnectionState, TodoClient } from "./todo-client.js";
 
@@ -11,6 +16,7 @@ const $ = (testid, root = document) => root.querySelector(`[data-testid="${testi
 const ui = {
   status: $("connection-status"),
   statusText: document.querySelector(".status-text"),
+  pendingCount: $("pending-count"),
   alert: $("error"),
   alertText: $("error-text"),
   alertDismiss: $("error-dismiss"),
@@ -36,8 +42,10 @@ const STATE_WORDS = {
   [ConnectionState.OFFLINE]: "Offline",
 };
 
-/** The item being edited, if any: {id, input}. Re-renders leave it alone. */
+/** The item being edited, if any: {id, input, ifVersion, saving}. Re-renders leave it alone. */
 let editing = null;
+/** Errors already shown from a "writesettled" event, so their promise does not repeat them. */
+const reported = new WeakSet();
 
 // ---- messages to the user ----
 
@@ -71,6 +79,14 @@ ui.alertDismiss.addEventListener("click", () => {
   (ui.todoView.hidden ? $("login-username") : ui.newTitle).focus();
 });
 
+/** Hand a write's promise over: its outcome is shown by the "writesettled" handler. */
+function track(promise) {
+  promise.catch((error) => {
+    if (reported.has(error) || !client.user) return; // shown already, or logged out
+    showError(error);
+  });
+}
+
 // ---- views ----
 
 function showTodoView(user) {
@@ -86,11 +102,19 @@ function showAuthView() {
   ui.authView.hidden = false;
   ui.list.replaceChildren();
   renderSummary([]);
+  renderPendingCount();
 }
 
 function setStatus(state) {
   ui.status.dataset.state = state;
   ui.statusText.textContent = STATE_WORDS[state] || state;
+}
+
+function renderPendingCount() {
+  const count = client.user ? client.pendingWrites.length : 0;
+  ui.pendingCount.hidden = count === 0;
+  ui.pendingCount.textContent =
+    count === 0 ? "" : `${count} ${count === 1 ? "change" : "changes"} not saved yet`;
 }
 
 // ---- the list ----
@@ -104,19 +128,25 @@ function renderTodos(todos) {
     }
   }
   todos.forEach((todo, index) => {
-    let item = ui.list.querySelector(`[data-todo-id="${todo.id}"]`);
+    let item = itemFor(todo.id);
     if (!item) item = createItem(todo);
     updateItem(item, todo);
     // Move only when out of place: moving a node that holds focus would blur it.
     if (ui.list.children[index] !== item) ui.list.insertBefore(item, ui.list.children[index] || null);
   });
   renderSummary(todos);
+  renderPendingCount();
 }
 
 function renderSummary(todos) {
   ui.empty.hidden = todos.length > 0 || ui.todoView.hidden;
   const done = todos.filter((t) => t.completed).length;
   ui.summary.textContent = todos.length ? `${done} of ${todos.length} done` : "";
+}
+
+/** The id an item stands for now (a pending create's item takes the real id later). */
+function idOf(element) {
+  return Number(element.closest("[data-todo-id]").dataset.todoId);
 }
 
 function createItem(todo) {
@@ -128,32 +158,92 @@ function createItem(todo) {
   const toggle = document.createElement("input");
   toggle.type = "checkbox";
   toggle.dataset.testid = "todo-toggle";
-  toggle.addEventListener("change", () => toggleDone(todo.id, toggle));
+  toggle.addEventListener("change", () => toggleDone(idOf(toggle), toggle.checked));
 
+  const main = document.createElement("span");
+  main.className = "todo-main";
   const title = document.createElement("span");
   title.className = "todo-title";
   title.dataset.testid = "todo-title";
-  title.id = `todo-title-${todo.id}`;
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.dataset.testid = "todo-badge";
+  main.append(title, badge);
 
   const actions = document.createElement("div");
   actions.className = "todo-actions";
-  const edit = button("Edit", "todo-edit", () => startEditing(todo.id));
-  const remove = button("Delete", "todo-delete", () => deleteTodo(todo.id));
+  const edit = button("Edit", "todo-edit", () => startEditing(idOf(edit)));
+  const remove = button("Delete", "todo-delete", () => deleteTodo(idOf(remove)));
   remove.classList.add("danger");
   actions.append(edit, remove);
 
-  item.append(toggle, title, actions);
+  const conflict = document.createElement("div");
+  conflict.className = "conflict";
+  conflict.dataset.testid = "todo-conflict";
+  conflict.setAttribute("role", "group");
+  conflict.hidden = true;
+  const text = document.createElement("p");
+  text.className = "conflict-text";
+  text.dataset.testid = "conflict-text";
+  const choices = document.createElement("div");
+  choices.className = "conflict-actions";
+  const reapply = button("Re-apply my change", "conflict-reapply", () => reapplyConflict(idOf(reapply)));
+  reapply.classList.add("primary");
+  const keep = button("Keep this version", "conflict-dismiss", () => dismissConflict(idOf(keep)));
+  choices.append(reapply, keep);
+  conflict.append(text, choices);
+
+  item.append(toggle, main, actions, conflict);
   return item;
 }
 
 function updateItem(item, todo) {
   item.classList.toggle("done", todo.completed);
-  const toggle = $("todo-toggle", item);
-  if (!toggle.disabled) toggle.checked = todo.completed;
-  toggle.setAttribute("aria-label", `Done: ${todo.title}`);
-  $("todo-title", item).textContent = todo.title;
+  setData(item, "pending", todo.pending);
+  setData(item, "conflict", todo.conflict ? "true" : null);
+
+  const titleId = `todo-title-${todo.id < 0 ? `new${-todo.id}` : todo.id}`;
+  const title = $("todo-title", item);
+  title.id = titleId;
+  title.textContent = todo.title;
+  $("todo-toggle", item).checked = todo.completed;
+  $("todo-toggle", item).setAttribute("aria-label", `Done: ${todo.title}`);
   $("todo-edit", item).setAttribute("aria-label", `Edit “${todo.title}”`);
   $("todo-delete", item).setAttribute("aria-label", `Delete “${todo.title}”`);
+
+  const badge = $("todo-badge", item);
+  let words = "";
+  if (todo.conflict) words = "Conflict";
+  else if (todo.pending) words = client.state === ConnectionState.OPEN ? "Saving…" : "Not sent yet";
+  badge.textContent = words;
+  badge.hidden = !words;
+
+  const panel = $("todo-conflict", item);
+  panel.hidden = !todo.conflict;
+  if (todo.conflict) {
+    const text = $("conflict-text", item);
+    text.id = `conflict-text-${todo.id}`;
+    panel.setAttribute("aria-labelledby", text.id);
+    text.textContent = describeConflict(todo.conflict);
+    $("conflict-reapply", item).setAttribute("aria-label", `Re-apply my change to “${todo.title}”`);
+    $("conflict-dismiss", item).setAttribute("aria-label", `Keep “${todo.title}” as it is now`);
+  }
+}
+
+function describeConflict(conflict) {
+  const wanted = [];
+  const changes = conflict.changes || {};
+  if ("title" in changes) wanted.push(`title “${changes.title}”`);
+  if ("completed" in changes) wanted.push(changes.completed ? "marked done" : "marked not done");
+  if ("description" in changes) wanted.push("a new description");
+  const yours =
+    conflict.action === "delete_todo" ? "your delete" : `your change (${wanted.join(", ")})`;
+  return `Changed on another device, so ${yours} was not saved. This is the current version.`;
+}
+
+function setData(element, name, value) {
+  if (value) element.dataset[name] = value;
+  else delete element.dataset[name];
 }
 
 function button(text, testid, onClick) {
@@ -169,54 +259,55 @@ function itemFor(id) {
   return ui.list.querySelector(`[data-todo-id="${id}"]`);
 }
 
-// ---- actions ----
-
-async function toggleDone(id, toggle) {
-  const wanted = toggle.checked;
-  toggle.disabled = true;
-  try {
-    await client.updateTodo(id, { completed: wanted });
-    clearError();
-  } catch (error) {
-    showError(error);
-    toggle.checked = !wanted;
-  } finally {
-    toggle.disabled = false;
-    const todo = client.todos.find((t) => t.id === id);
-    if (todo) toggle.checked = todo.completed;
-  }
+function findTodo(id) {
+  return client.todos.find((t) => t.id === id);
 }
 
-async function deleteTodo(id) {
+// ---- actions (optimistic: the list changes at once) ----
+
+function toggleDone(id, completed) {
+  track(client.updateTodo(id, { completed }));
+}
+
+function deleteTodo(id) {
   const item = itemFor(id);
   const next = item && (item.nextElementSibling || item.previousElementSibling);
-  if (item) item.setAttribute("aria-busy", "true");
-  try {
-    await client.deleteTodo(id);
-    clearError();
-    // Keep keyboard users in the list: focus the neighbour, or the add box.
-    const target = next && next.isConnected ? $("todo-delete", next) : ui.newTitle;
-    target.focus();
-  } catch (error) {
-    showError(error);
-  } finally {
-    if (item) item.removeAttribute("aria-busy");
-  }
+  track(client.deleteTodo(id));
+  // The item is gone already: keep keyboard users in the list (the neighbour, or the add box).
+  const target = next && next.isConnected ? $("todo-delete", next) : ui.newTitle;
+  target.focus();
 }
 
-function startEditing(id) {
+function reapplyConflict(id) {
+  track(client.reapplyConflict(id));
+  clearError();
+  const item = itemFor(id);
+  if (item) $("todo-edit", item).focus();
+}
+
+function dismissConflict(id) {
+  client.dismissConflict(id);
+  clearError();
+  const item = itemFor(id);
+  if (item) $("todo-edit", item).focus();
+}
+
+function startEditing(id, text) {
   if (editing) finishEditing(false);
   const item = itemFor(id);
-  const todo = client.todos.find((t) => t.id === id);
+  const todo = findTodo(id);
   if (!item || !todo) return;
   const title = $("todo-title", item);
   const input = document.createElement("input");
   input.className = "edit-input";
   input.dataset.testid = "todo-edit-input";
-  input.value = todo.title;
+  input.value = text ?? todo.title;
   input.setAttribute("aria-label", `New title for “${todo.title}”`);
   input.setAttribute("aria-describedby", "edit-help");
-  editing = { id, input, saving: false };
+  // The version the user started from: if it moved on meanwhile, the server says
+  // "conflict" rather than silently overwriting someone else's edit.
+  const ifVersion = todo.pending === "create" ? undefined : todo.version;
+  editing = { id, input, ifVersion, original: todo.title };
 
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") {
@@ -229,8 +320,8 @@ function startEditing(id) {
   });
   // Leaving the field saves a change, like most todo apps; Escape is the way to cancel.
   input.addEventListener("blur", () => {
-    if (editing && editing.input === input && !editing.saving) {
-      if (input.value !== todo.title) saveEdit();
+    if (editing && editing.input === input) {
+      if (input.value !== editing.original) saveEdit();
       else finishEditing(false);
     }
   });
@@ -242,42 +333,31 @@ function startEditing(id) {
   input.select();
 }
 
-async function saveEdit() {
-  if (!editing || editing.saving) return;
-  const { id, input } = editing;
-  editing.saving = true;
-  input.disabled = true;
-  try {
-    await client.updateTodo(id, { title: input.value });
-    clearError();
-    finishEditing(true);
-  } catch (error) {
-    showError(error);
-    // Keep the text so the user can fix it.
-    if (editing && editing.input === input) {
-      editing.saving = false;
-      input.disabled = false;
-      input.focus();
-    }
-  }
+function saveEdit() {
+  if (!editing) return;
+  const { input, ifVersion, original } = editing;
+  const id = idOf(input);
+  const title = input.value;
+  finishEditing(true);
+  if (title === original) return;
+  clearError();
+  track(client.updateTodo(id, { title }, { ifVersion }));
 }
 
 function finishEditing(restoreFocus) {
   if (!editing) return;
-  const { id, input } = editing;
+  const { input } = editing;
   editing = null;
-  const item = itemFor(id);
+  const item = input.closest("[data-todo-id]");
   input.remove();
   if (!item) return;
   $("todo-title", item).hidden = false;
   const edit = $("todo-edit", item);
   edit.hidden = false;
-  const todo = client.todos.find((t) => t.id === id);
-  if (todo) updateItem(item, todo);
   if (restoreFocus) edit.focus();
 }
 
-ui.addForm.addEventListener("submit", async (event) => {
+ui.addForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const title = ui.newTitle.value;
   if (title === "") {
@@ -286,18 +366,65 @@ ui.addForm.addEventListener("submit", async (event) => {
     return;
   }
   // Anything else goes to the server, which owns the rules (1-200 chars after trimming).
-  ui.addSubmit.disabled = true;
-  try {
-    await client.createTodo({ title });
-    clearError();
-    ui.newTitle.value = "";
-  } catch (error) {
-    showError(error);
-  } finally {
-    ui.addSubmit.disabled = false;
+  clearError();
+  track(client.createTodo({ title }));
+  ui.newTitle.value = "";
+  ui.newTitle.focus();
+});
+
+// ---- what the server said about each write ----
+
+client.addEventListener("writesettled", (event) => {
+  const { write, outcome, todo, error } = event.detail;
+  if (error) reported.add(error);
+  if (outcome === "confirmed") {
+    if (write.action === "create_todo" && todo) adoptRealId(write.todoId, todo.id);
+    return;
+  }
+  const payload = write.payload || {};
+  if (outcome === "conflict") {
+    showError(
+      `“${todo.title}” was changed on another device, so your change was not saved. ` +
+        "Re-apply it or keep the current version (below).",
+    );
+    const item = itemFor(write.todoId);
+    const focusWasHere = !document.activeElement || document.activeElement === document.body;
+    if (item && (focusWasHere || item.contains(document.activeElement))) {
+      // After the re-render that shows the panel.
+      queueMicrotask(() => {
+        const reapply = $("conflict-reapply", item);
+        if (reapply && !reapply.closest("[hidden]")) reapply.focus();
+      });
+    }
+    return;
+  }
+  // Refused: the list has rolled back; say why, and hand the text back to fix.
+  if (write.action === "delete_todo" && error.code === "not_found") return; // gone anyway
+  showError(error);
+  if (write.action === "create_todo" && ui.newTitle.value === "") {
+    ui.newTitle.value = payload.title;
     ui.newTitle.focus();
+  } else if (write.action === "update_todo" && "title" in payload && !editing) {
+    // Reopen the editor with the refused text, unless the user has moved on elsewhere.
+    const item = itemFor(write.todoId);
+    const focus = document.activeElement;
+    if (item && (!focus || focus === document.body || item.contains(focus))) {
+      queueMicrotask(() => startEditing(write.todoId, payload.title));
+    }
   }
 });
+
+/** A create was confirmed: its item keeps its place (and focus) under the real id. */
+function adoptRealId(tempId, realId) {
+  const item = itemFor(tempId);
+  if (!item) return;
+  if (itemFor(realId)) {
+    item.remove(); // the real one arrived first (e.g. in a delta after a reconnect)
+    return;
+  }
+  item.dataset.todoId = String(realId);
+  if (editing && editing.id === tempId) editing.id = realId;
+}
 
 // ---- account ----
 
@@ -356,7 +483,10 @@ ui.logout.addEventListener("click", async () => {
 
 // ---- wiring ----
 
-client.addEventListener("statechange", (event) => setStatus(event.detail.state));
+client.addEventListener("statechange", (event) => {
+  setStatus(event.detail.state);
+  if (client.user) renderTodos(client.todos); // "Saving…" or "Not sent yet"
+});
 client.addEventListener("change", (event) => renderTodos(event.detail.todos));
 client.addEventListener("session", (event) => showTodoView(event.detail.user));
 client.addEventListener("loggedout", (event) => {

@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Error, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    async_playwright,
+    expect,
+)
 
 from tests.support import IN_CI
 from tests.web.pages import TodoPage
@@ -65,10 +72,16 @@ OpenPage = Callable[..., Awaitable[TodoPage]]
 async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     """`await open_page(stack)` opens the page in a fresh browser context (its own storage).
 
-    At teardown every context is closed and no page may have thrown an uncaught error.
+    At teardown every context is closed, no page may have thrown an uncaught error, and
+    none may have broken the gateway's Content-Security-Policy (inline script or style).
     """
     contexts: list[BrowserContext] = []
     page_errors: list[Error] = []
+    csp_violations: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            csp_violations.append(message.text)
 
     async def open_one(stack: WebStack, viewport: dict[str, int] | None = None) -> TodoPage:
         context = await browser.new_context(viewport=viewport or DESKTOP)  # type: ignore[arg-type]
@@ -76,6 +89,7 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: page_errors.append(error))
+        page.on("console", on_console)
         todo_page = TodoPage(page, stack.url)
         await todo_page.open()
         return todo_page
@@ -84,3 +98,4 @@ async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     for context in contexts:
         await context.close()
     assert not page_errors, f"uncaught errors in the page: {page_errors}"
+    assert not csp_violations, f"the page broke its Content-Security-Policy: {csp_violations}"

@@ -68,10 +68,25 @@ class TodoPage:
         await expect(self.status).to_have_attribute("data-state", "open")
         await expect(self.status).to_have_text("Connected")
 
+    @property
+    def pending_items(self) -> Locator:
+        """Items showing a write the server has not confirmed (`data-pending`)."""
+        return self.page.locator('[data-testid="todo-item"][data-pending]')
+
+    @property
+    def pending_count(self) -> Locator:
+        return self.page.get_by_test_id("pending-count")
+
+    async def expect_saved(self) -> None:
+        """Every write of the page is confirmed: no pending item, no pending count."""
+        await expect(self.pending_items).to_have_count(0)
+        await expect(self.pending_count).to_be_hidden()
+
     async def add(self, title: str) -> None:
-        """Type a title and press Enter; waits until the server's copy is in the list."""
+        """Type a title and press Enter; waits until the server has confirmed it."""
         box = self.page.get_by_test_id("new-title")
         await box.fill(title)
         await box.press("Enter")
         await expect(self.item(title)).to_have_count(1)
         await expect(box).to_have_value("")
+        await expect(self.item(title)).not_to_have_attribute("data-pending", "create")

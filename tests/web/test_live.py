@@ -64,7 +64,7 @@ async def test_page_reconnects_after_todo_service_restart_and_shows_current_list
 
     # While the page's service is down, another client changes the list through a second
     # instance on the same database (one the gateway does not know about): the page can
-    # only learn of this from the todos_list it gets when it reconnects.
+    # only learn of this from the first message (a todos_delta) it gets when it reconnects.
     tokens = login_tokens(web_stack, username, PASSWORD)
     away = ServiceProcess(
         "todo_ws_service", web_stack.todo_env(), web_stack.tmp_dir, name="todo-away"
