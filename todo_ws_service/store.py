@@ -119,14 +119,18 @@ class TodoStore(ABC):
     async def _revision(self, tx: Tx, owner_id: int) -> revisions.Revision:
         """The user's current revision and horizon, inside a read."""
 
+    async def _latest_rev(self, tx: Tx, owner_id: int) -> int:
+        """The user's current revision, inside a read (a list needs no horizon)."""
+        return (await self._revision(tx, owner_id)).rev
+
     # ------------------------------------------------------------ reads
 
     async def list_for(self, owner_id: int) -> tuple[int, list[Row]]:
         """The user's revision and todos in id order, read together."""
 
         async def read(tx: Tx) -> tuple[int, list[Row]]:
-            revision = await self._revision(tx, owner_id)
-            return revision.rev, [as_todo(row) for row in await tx.all(_LIST, owner_id)]
+            rev = await self._latest_rev(tx, owner_id)
+            return rev, [as_todo(row) for row in await tx.all(_LIST, owner_id)]
 
         return await self._snapshot(read)
 
@@ -134,7 +138,7 @@ class TodoStore(ABC):
         """The user's encoded `todos_list` and the revision it reflects."""
 
         async def read(tx: Tx) -> tuple[int, str]:
-            rev = (await self._revision(tx, owner_id)).rev
+            rev = await self._latest_rev(tx, owner_id)
             return rev, await self._list_frame(tx, owner_id, rev)
 
         return await self._snapshot(read)
