@@ -68,7 +68,8 @@ class AuthSettings(JwtSettings):
     auth_db_url: str = "sqlite://data/auth.sqlite3"
     access_token_ttl: int = Field(default=900, gt=0)
     refresh_token_ttl: int = Field(default=1_209_600, gt=0)
-    login_max_failures: int = Field(default=10, gt=0)
+    # 0 turns the limit off, as for every count limit (CONTRACT.md section 7).
+    login_max_failures: int = Field(default=10, ge=0)
     login_failure_window: int = Field(default=300, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
     # Limits against abuse (CONTRACT.md section 7); 0 turns a count limit off.

@@ -32,7 +32,7 @@ def run_auth_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({}, "JWT_SECRET"),
         ({"AUTH_DB_URL": "nosuchdb://somewhere/db"}, "AUTH_DB_URL"),
         ({"AUTH_DB_URL": "postgres://u@localhost:notaport/db"}, "AUTH_DB_URL"),
-        ({"LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES"),
+        ({"LOGIN_MAX_FAILURES": "-1"}, "LOGIN_MAX_FAILURES"),
         ({"HASH_QUEUE_MAX": "0"}, "HASH_QUEUE_MAX"),  # at least 1, as the contract says
         ({"REGISTER_MAX_PER_ADDRESS": "-1"}, "REGISTER_MAX_PER_ADDRESS"),
     ],
@@ -41,7 +41,7 @@ def run_auth_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "no-secret",
         "unknown-db-scheme",
         "bad-db-port",
-        "zero-failures",
+        "negative-failures",
         "zero-hash-queue",
         "negative-register-limit",
     ],

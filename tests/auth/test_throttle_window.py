@@ -79,3 +79,8 @@ def test_a_limit_of_zero_counts_nothing() -> None:
     for number in range(100):
         throttle.record_failure(f"user{number}", "10.0.0.1")
     assert throttle.retry_after("someone", "10.0.0.1") == 0
+    # LOGIN_MAX_FAILURES=0 turns the per-username limit off the same way.
+    unlimited = LoginThrottle(max_failures=0, window=60, clock=clock)
+    for _ in range(100):
+        unlimited.record_failure("alice", "10.0.0.1")
+    assert unlimited.retry_after("alice", "10.0.0.1") == 0
