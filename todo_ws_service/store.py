@@ -125,15 +125,6 @@ class TodoStore(ABC):
 
     # ------------------------------------------------------------ reads
 
-    async def list_for(self, owner_id: int) -> tuple[int, list[Row]]:
-        """The user's revision and todos in id order, read together."""
-
-        async def read(tx: Tx) -> tuple[int, list[Row]]:
-            rev = await self._latest_rev(tx, owner_id)
-            return rev, [as_todo(row) for row in await tx.all(_LIST, owner_id)]
-
-        return await self._snapshot(read)
-
     async def list_frame(self, owner_id: int) -> tuple[int, str]:
         """The user's encoded `todos_list` and the revision it reflects."""
 
@@ -227,8 +218,7 @@ class TodoStore(ABC):
     async def delete(
         self, owner_id: int, todo_id: int, if_version: int | None = None, key: Key | None = None
     ) -> Change:
-        guard = (_IF_VERSION,) if if_version is not None else ()
-        sql = _DELETE + "".join(guard) + " RETURNING id"
+        sql = _DELETE + (_IF_VERSION if if_version is not None else "") + " RETURNING id"
         params = (todo_id, owner_id, if_version) if if_version is not None else (todo_id, owner_id)
 
         async def write(tx: Tx) -> Change:
@@ -271,10 +261,7 @@ class TodoStore(ABC):
     ) -> None:
         """No row changed: raise (rolling back the revision) `VersionConflict` or `NotFound`,
         unless this is the repeat of a keyed write that did change it (`Replayed`)."""
-        if key is not None:
-            await idempotency.replay_if_known(
-                tx, owner_id, key, now, self.retention.idempotency_ttl
-            )
+        await self._replay_if_repeat(tx, owner_id, key, now)
         current = await tx.one(_ONE, todo_id, owner_id)
         if current is None:
             raise NotFound
@@ -293,11 +280,15 @@ class TodoStore(ABC):
             count = int(row[0])
         if count < self.max_todos:
             return count
-        if key is not None:
-            await idempotency.replay_if_known(
-                tx, owner_id, key, now, self.retention.idempotency_ttl
-            )
+        await self._replay_if_repeat(tx, owner_id, key, now)
         raise LimitReached(self.max_todos)
+
+    async def _replay_if_repeat(self, tx: Tx, owner_id: int, key: Key | None, now: float) -> None:
+        """Before refusing a keyed write: raise `Replayed` if it repeats one that succeeded
+        (or `KeyReused` if its key names another write)."""
+        if key is not None:
+            ttl = self.retention.idempotency_ttl
+            await idempotency.replay_if_known(tx, owner_id, key, now, ttl)
 
     def _update_statement(self, names: tuple[str, ...], guarded: bool) -> str:
         """UPDATE for this set of columns (built once per combination, then cached)."""

@@ -6,18 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
-from typing import Any
 
-
-@dataclass(frozen=True)
-class RawResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
+from tests.gateway.rawhttp import RawResponse, parse_response
 
 
 def post_json(path: str, payload: object, headers: dict[str, str] | None = None) -> bytes:
@@ -32,16 +22,6 @@ def post_json(path: str, payload: object, headers: dict[str, str] | None = None)
         *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-def parse_response(data: bytes) -> RawResponse:
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return RawResponse(int(status_line.split()[1]), headers, body)
 
 
 async def send_at_once(port: int, requests: list[bytes], timeout: float = 60) -> list[RawResponse]:

@@ -24,7 +24,8 @@ class RawResponse:
         return json.loads(self.body)
 
 
-def _parse(data: bytes) -> RawResponse:
+def parse_response(data: bytes) -> RawResponse:
+    """A whole HTTP/1.1 response as read off the socket (a chunked body is de-chunked)."""
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {}
@@ -78,7 +79,7 @@ def request(
         data = bytearray()
         while chunk := sock.recv(65536):
             data += chunk
-    return _parse(bytes(data))
+    return parse_response(bytes(data))
 
 
 def paced(body: bytes, piece: int = 16 * 1024) -> list[bytes]:
