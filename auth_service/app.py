@@ -41,6 +41,12 @@ def create_app(settings: AuthSettings | None = None) -> Sanic:
     configure_openapi(app)
     app.blueprint(auth_routes)
     app.blueprint(documented_health(health_blueprint({"database": ping_database})))
+    # The same under /auth, as seen through the gateway (which forwards paths unchanged);
+    # left out of the document, which has them once.
+    gateway_health = health_blueprint({"database": ping_database}, prefix="/auth")
+    for route in gateway_health._future_routes:
+        openapi.exclude()(route.handler)
+    app.blueprint(gateway_health)
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
@@ -52,6 +58,7 @@ def create_app(settings: AuthSettings | None = None) -> Sanic:
     async def close_resources(app: Sanic) -> None:
         await close_database()
         app.ctx.auth.passwords.close()
+        await app.ctx.auth.limits.close()
 
     install_stop_once(app)
     return app

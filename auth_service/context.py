@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from sanic import Request
 
+from auth_service.metrics import AuthMetrics
 from auth_service.passwords import PasswordHasher
-from auth_service.throttle import LoginThrottle, SlidingWindowCounter
+from auth_service.throttle import AttemptLimits, build_limits
 from shared.settings import AuthSettings
 from shared.tokens import AccessTokenCodec
 
@@ -17,23 +18,19 @@ class AuthContext:
     settings: AuthSettings
     tokens: AccessTokenCodec
     passwords: PasswordHasher
-    throttle: LoginThrottle
-    registrations: SlidingWindowCounter[str]
+    # Failed logins and registrations: in memory, or shared through Redis (throttle.py).
+    limits: AttemptLimits
+    metrics: AuthMetrics
 
     @classmethod
     def build(cls, settings: AuthSettings) -> AuthContext:
+        metrics = AuthMetrics.build(settings.metrics_enabled)
         return cls(
             settings=settings,
             tokens=AccessTokenCodec(settings),
-            passwords=PasswordHasher(settings.hash_queue_max),
-            throttle=LoginThrottle(
-                settings.login_max_failures,
-                settings.login_failure_window,
-                settings.login_max_per_address,
-            ),
-            registrations=SlidingWindowCounter(
-                settings.register_max_per_address, settings.register_window
-            ),
+            passwords=PasswordHasher(settings.hash_queue_max, metrics=metrics),
+            limits=build_limits(settings),
+            metrics=metrics,
         )
 
 

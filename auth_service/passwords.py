@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from passlib.context import CryptContext
 
 from auth_service.errors import Busy
+from auth_service.metrics import AuthMetrics
 
 logger = logging.getLogger("auth_service.passwords")
 
@@ -41,8 +43,11 @@ T = TypeVar("T")
 class PasswordHasher:
     """Hashes and verifies passwords in worker threads."""
 
-    def __init__(self, max_queued: int, max_threads: int | None = None) -> None:
+    def __init__(
+        self, max_queued: int, max_threads: int | None = None, metrics: AuthMetrics | None = None
+    ) -> None:
         threads = max_threads or min(4, os.cpu_count() or 2)
+        self._metrics = metrics or AuthMetrics()
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="argon2")
         # One slot per hash running or waiting; taken on the loop, given back by the pool.
         self._slots = threading.BoundedSemaphore(threads + max_queued)
@@ -52,15 +57,29 @@ class PasswordHasher:
         if not self._slots.acquire(blocking=False):
             logger.warning("password hashing queue full; answering busy")
             raise Busy()
+        self._metrics.hashes_waiting.inc()
         try:
-            job = self._pool.submit(func, *args)
+            job = self._pool.submit(self._timed, func, *args)
         except BaseException:
+            self._metrics.hashes_waiting.dec()
             self._slots.release()
             raise
         # The slot is freed when the hash is done, not when its caller stops waiting: a
         # cancelled request leaves its hash running in the pool, and it still counts.
         job.add_done_callback(lambda _: self._slots.release())
         return await asyncio.wrap_future(job)
+
+    def _timed(self, func: Callable[..., T], *args: Any) -> T:
+        """Run `func` in a hashing thread, keeping the queue gauges and the timing."""
+        metrics = self._metrics
+        metrics.hashes_waiting.dec()
+        metrics.hashes_running.inc()
+        started = time.perf_counter()
+        try:
+            return func(*args)
+        finally:
+            metrics.hash_seconds.observe(time.perf_counter() - started)
+            metrics.hashes_running.dec()
 
     async def hash(self, password: str) -> str:
         """The argon2id hash of `password`."""

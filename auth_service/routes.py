@@ -58,25 +58,34 @@ async def register(request: Request) -> HTTPResponse:
     ctx = auth_context(request)
     new = parse_json(request, schemas.UserCreate)
     address = client_address(request)
-    retry_after = ctx.registrations.retry_after(address)
-    if retry_after:
+    attempt = await ctx.limits.start_registration(address)
+    if attempt.retry_after:
         logger.warning("registration throttled", extra={"client": address})
-        raise TooManyAttempts(retry_after, "Too many registrations from this address; try later.")
-    # Every attempt that gets to hashing counts (a taken name costs a hash as well).
-    attempt = ctx.registrations.add(address)
-    # Hash first, then insert: the unique index settles races, and a taken name costs
-    # about as long as a free one.
-    try:
-        password_hash = await ctx.passwords.hash(new.password)
-    except Busy:
-        ctx.registrations.take_back(address, attempt)  # refused before any work: not counted
-        raise
-    try:
-        user = await User.create(
-            username=new.username, username_key=new.username.lower(), password_hash=password_hash
+        ctx.metrics.register_throttled.inc()
+        ctx.metrics.throttled_register.inc()
+        raise TooManyAttempts(
+            attempt.retry_after, "Too many registrations from this address; try later."
         )
-    except IntegrityError:
-        raise UsernameTaken() from None
+    # Every attempt that gets to hashing counts (a taken name costs a hash as well).
+    async with attempt:
+        # Hash first, then insert: the unique index settles races, and a taken name costs
+        # about as long as a free one.
+        try:
+            password_hash = await ctx.passwords.hash(new.password)
+        except Busy:
+            attempt.void()  # refused before any work: not counted
+            ctx.metrics.register_busy.inc()
+            raise
+        try:
+            user = await User.create(
+                username=new.username,
+                username_key=new.username.lower(),
+                password_hash=password_hash,
+            )
+        except IntegrityError:
+            ctx.metrics.register_taken.inc()
+            raise UsernameTaken() from None
+    ctx.metrics.register_created.inc()
     logger.info("user registered", extra={"user_id": user.id})
     return json(public_user(user), status=201)
 
@@ -114,26 +123,31 @@ async def login(request: Request) -> HTTPResponse:
     else:
         credentials = parse_json(request, schemas.LoginJSON)
     username, address = credentials.username, client_address(request)
-    retry_after = ctx.throttle.retry_after(username, address)
-    if retry_after:
+    attempt = await ctx.limits.start_login(username, address)
+    if attempt.retry_after:
         logger.warning("login throttled", extra={"client": address})
-        raise TooManyAttempts(retry_after)
-    # Count the attempt as a failure until proven otherwise, so that concurrent guesses
+        ctx.metrics.login_throttled.inc()
+        ctx.metrics.throttled_login.inc()
+        raise TooManyAttempts(attempt.retry_after)
+    # The attempt counts as a failure until proven otherwise, so that concurrent guesses
     # can't all slip under the limit while their hashes are being checked.
-    attempt = ctx.throttle.record_failure(username, address)
-    user = await find_user(username)
-    try:
-        ok, new_hash = await ctx.passwords.verify(
-            credentials.password, user.password_hash if user else None
-        )
-    except Busy:
-        ctx.throttle.take_back(username, address, attempt)  # never checked: not a failure
-        raise
-    if user is None or not ok:
-        # The username is not logged: people type passwords into that field.
-        logger.info("login failed", extra={"client": address})
-        raise InvalidCredentials()
-    ctx.throttle.record_success(username, address, attempt)
+    async with attempt:
+        user = await find_user(username)
+        try:
+            ok, new_hash = await ctx.passwords.verify(
+                credentials.password, user.password_hash if user else None
+            )
+        except Busy:
+            attempt.void()  # never checked: not a failure
+            ctx.metrics.login_busy.inc()
+            raise
+        if user is None or not ok:
+            # The username is not logged: people type passwords into that field.
+            logger.info("login failed", extra={"client": address})
+            ctx.metrics.login_invalid.inc()
+            raise InvalidCredentials()
+        attempt.succeeded()
+    ctx.metrics.login_success.inc()
     if new_hash:
         user.password_hash = new_hash
         await user.save(update_fields=["password_hash"])

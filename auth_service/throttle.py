@@ -6,10 +6,18 @@
 - registrations per client address: `REGISTER_MAX_PER_ADDRESS` in `REGISTER_WINDOW`.
 
 Past a limit, attempts are refused (429) until the oldest counted one leaves the window.
-A handler checks and records in one step of the event loop (no `await` between), so a key
-never counts more than its limit. State is in memory, per process: with N workers or
-replicas a client gets up to N times the budget, and a restart forgets it. That bounds
-online guessing well enough for this service; a shared store (Redis) would make it exact.
+
+The handlers see one interface, `AttemptLimits`: `start_login` / `start_registration`
+answer an `Attempt`, refused (`retry_after` > 0) or counted from that moment on, and the
+handler settles it (`succeeded()`, `void()`, or a failure by default when its `async with`
+block ends). Two implementations:
+
+- `MemoryLimits` (the default): the windows below, in this process's memory. A handler
+  checks and records in one step of the event loop (no `await` between), so a key never
+  counts more than its limit. With N workers or replicas a client gets up to N times the
+  budget, and a restart forgets it.
+- `auth_service.throttle_redis.RedisLimits` (when `REDIS_URL` is set): the same windows
+  in Redis, shared by every worker and replica.
 """
 
 from __future__ import annotations
@@ -18,7 +26,10 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from types import TracebackType
+from typing import Generic, Literal, Protocol, TypeVar
+
+from shared.settings import AuthSettings
 
 # Past this many keys, keys with nothing left inside the window are dropped.
 MAX_TRACKED_KEYS = 100_000
@@ -144,3 +155,137 @@ class LoginThrottle:
     def take_back(self, username: str, address: str, stamp: float) -> None:
         self.per_user.take_back(self.key(username, address), stamp)
         self.per_address.take_back(address, stamp)
+
+
+Outcome = Literal["failure", "success", "void"]
+
+
+class Attempt:
+    """One login or registration attempt, counted from its start until it is settled.
+
+    `retry_after` > 0: refused, nothing counted. Otherwise the handler runs the attempt
+    inside `async with attempt:` and calls `succeeded()` (a login that worked: it clears
+    the pair's failures and is no failure at the address) or `void()` (refused as `busy`
+    before any work: counted nowhere). Anything else, an exception included, leaves it
+    counted: a failed login, or a registration that got to hashing.
+    """
+
+    def __init__(self, retry_after: int = 0) -> None:
+        self.retry_after = retry_after
+        self.outcome: Outcome | None = None
+
+    def succeeded(self) -> None:
+        self._settle("success")
+
+    def void(self) -> None:
+        self._settle("void")
+
+    def _settle(self, outcome: Outcome) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            self._apply(outcome)
+
+    def _apply(self, outcome: Outcome) -> None:
+        """Update the counts at once (no `await`), so the next check sees them."""
+
+    async def _finish(self, outcome: Outcome) -> None:
+        """What has to wait for I/O, when the attempt ends."""
+
+    async def __aenter__(self) -> Attempt:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._settle("failure")
+        assert self.outcome is not None
+        await self._finish(self.outcome)
+
+
+class LoginAttempt(Attempt):
+    """A login attempt counted in a `LoginThrottle` (as a failure until settled)."""
+
+    def __init__(self, throttle: LoginThrottle, username: str, address: str) -> None:
+        super().__init__()
+        self._throttle, self._username, self._address = throttle, username, address
+        # Counted as a failure until proven otherwise, so that concurrent guesses can't
+        # all slip under the limit while their hashes are being checked.
+        self._stamp = throttle.record_failure(username, address)
+
+    def _apply(self, outcome: Outcome) -> None:
+        if outcome == "success":
+            self._throttle.record_success(self._username, self._address, self._stamp)
+        elif outcome == "void":
+            self._throttle.take_back(self._username, self._address, self._stamp)
+
+
+class CountedAttempt(Attempt):
+    """An attempt counted in a `SlidingWindowCounter` unless voided."""
+
+    def __init__(self, counter: SlidingWindowCounter[str], key: str) -> None:
+        super().__init__()
+        self._counter, self._key = counter, key
+        self._stamp = counter.add(key)
+
+    def _apply(self, outcome: Outcome) -> None:
+        if outcome == "void":
+            self._counter.take_back(self._key, self._stamp)
+
+
+class AttemptLimits(Protocol):
+    """What the handlers use; `MemoryLimits` or `RedisLimits`."""
+
+    async def start_login(self, username: str, address: str) -> Attempt: ...
+
+    async def start_registration(self, address: str) -> Attempt: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryLimits:
+    """The limits in this process's memory (the default without `REDIS_URL`)."""
+
+    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.logins = LoginThrottle(
+            settings.login_max_failures,
+            settings.login_failure_window,
+            settings.login_max_per_address,
+            clock,
+        )
+        self.registrations: SlidingWindowCounter[str] = SlidingWindowCounter(
+            settings.register_max_per_address, settings.register_window, clock
+        )
+
+    def login_now(self, username: str, address: str) -> Attempt:
+        """Check and count in one step (no `await`)."""
+        retry_after = self.logins.retry_after(username, address)
+        if retry_after:
+            return Attempt(retry_after)
+        return LoginAttempt(self.logins, username, address)
+
+    def registration_now(self, address: str) -> Attempt:
+        retry_after = self.registrations.retry_after(address)
+        if retry_after:
+            return Attempt(retry_after)
+        return CountedAttempt(self.registrations, address)
+
+    async def start_login(self, username: str, address: str) -> Attempt:
+        return self.login_now(username, address)
+
+    async def start_registration(self, address: str) -> Attempt:
+        return self.registration_now(address)
+
+    async def close(self) -> None:
+        return None
+
+
+def build_limits(settings: AuthSettings) -> AttemptLimits:
+    """`RedisLimits` when `REDIS_URL` is set, else `MemoryLimits`."""
+    if settings.redis_url:
+        from auth_service.throttle_redis import RedisLimits
+
+        return RedisLimits(settings)
+    return MemoryLimits(settings)

@@ -191,16 +191,45 @@ class Target:
     keys: bool = False
 
 
-async def run_load(target: Target, seconds: float) -> Result:
+def group_pids(proc: subprocess.Popen[bytes]) -> list[int]:
+    """The processes of the server's process group (its main process and the worker)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == proc.pid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def start_profile(
+    proc: subprocess.Popen[bytes], seconds: float, out: Path
+) -> subprocess.Popen[bytes]:
+    """py-spy on the server's worker (the newest process of its group) for `seconds`:
+    collapsed stacks (`--format raw`), one line per stack with its sample count."""
+    worker = max(group_pids(proc))
+    cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker)]
+    cmd += ["--rate", "250", "--nonblocking", "--format", "raw", "--output", str(out)]
+    cmd += ["--duration", str(max(1, int(seconds)))]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def run_load(target: Target, seconds: float, profile: Path | None = None) -> Result:
     latencies: list[float] = []
     counts = [0]
     urls, echo, keys, proc = target.urls, target.echo, target.keys, target.proc
     # Warm up (connections, SQLite pages, the statement caches), then measure.
     await asyncio.gather(*(closed_loop(u, echo, 1.0, [], [0], keys) for u in urls))
+    spy = start_profile(proc, seconds, profile) if profile is not None else None
     cpu_before, client_before = group_cpu_seconds(proc), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(closed_loop(u, echo, seconds, latencies, counts, keys) for u in urls))
     elapsed = time.perf_counter() - started
+    if spy is not None:
+        spy.wait()
     cpu = group_cpu_seconds(proc) - cpu_before
     client = time.process_time() - client_before
     return Result(target.name, counts[0], elapsed, latencies, cpu, client)
@@ -235,6 +264,13 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every server in turn")
     parser.add_argument("--keys", action="store_true", help="also a server with keyed writes")
     parser.add_argument("--baseline", metavar="REF", help="also the todo service as of REF")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="py-spy every server's worker in the last round (DIR/<server>.txt, collapsed"
+        " stacks; sampling costs the server some throughput in that round)",
+    )
     args = parser.parse_args()
 
     secret = secrets.token_urlsafe(48)
@@ -277,10 +313,15 @@ async def main() -> None:
                     Target(name, todo_urls(port), start(cmd, env, port, tree), keys=keys)
                 )
             rounds: list[dict[str, Result]] = []
-            for _ in range(args.rounds):
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            for round_no in range(args.rounds):
                 results: dict[str, Result] = {}
                 for target in targets:
-                    results[target.name] = await run_load(target, args.seconds)
+                    profile = None
+                    if args.profile is not None and round_no == args.rounds - 1:
+                        profile = args.profile / f"{target.name.replace('@', '-')}.txt"
+                    results[target.name] = await run_load(target, args.seconds, profile)
                     print(results[target.name].line(), flush=True)
                 rounds.append(results)
         finally:

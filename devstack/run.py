@@ -1,8 +1,9 @@
 """Start auth (8001), todo (8002) and the gateway (8000) with honcho, SQLite under ./data.
 
 The JWT secret is generated once and kept in `data/jwt_secret` (mode 0600), so a restart
-keeps issued tokens valid. Honcho prefixes each log line with the service's name and
-stops every process on Ctrl-C.
+keeps issued tokens valid. Logs are one readable line each (`LOG_FORMAT=text`, unless the
+environment sets it); honcho prefixes each line with the service's name and stops every
+process on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def stack_environment(data_dir: Path, secret: str) -> dict[str, dict[str, str]]:
     """The environment each service gets, by honcho process name.
 
     Auth and todo always bind loopback; only the gateway faces the browser."""
-    common = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Readable one-line logs for people (LOG_FORMAT=json in the environment keeps JSON).
+    common = {"LOG_FORMAT": "text", **os.environ, "PYTHONUNBUFFERED": "1"}
     services = {
         **common,
         "JWT_SECRET": secret,

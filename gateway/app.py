@@ -8,7 +8,7 @@
 | anything else           | a file of `gateway/static/`, or 404 JSON             |
 
 Sanic's router keeps one GET handler per path, so `/ws_ep/<path>` has one handler that
-looks at the `Upgrade` header and runs the WebSocket bridge or the HTTP proxy.
+looks at the `Upgrade` header and opens a WebSocket tunnel or runs the HTTP proxy.
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ import asyncio
 import contextlib
 
 import httpx
-from sanic import Request, Sanic
+from sanic import HTTPResponse, Request, Sanic
 from sanic.exceptions import NotFound
 
 from gateway.health import gateway_health_blueprint
 from gateway.http_proxy import proxy_http
+from gateway.metrics import GatewayMetrics
 from gateway.paths import path_under
 from gateway.static_files import add_static_routes
 from gateway.upstreams import HealthMonitor, ReplicaPool
-from gateway.ws_proxy import bridge_websocket
+from gateway.ws_proxy import proxy_websocket
 from shared.app import new_service_app
+from shared.cors import install_gateway_cors
 from shared.settings import GatewaySettings, settings_or_environment
 from shared.shutdown import install_stop_once
 
@@ -71,9 +73,11 @@ def create_app(settings: GatewaySettings | None = None) -> Sanic:
     app = new_service_app("gateway", settings)
     # sanic-ext's automatic OPTIONS/HEAD/CORS/docs routes would collide with the proxy's.
     app.config.AUTO_EXTEND = False
+    install_gateway_cors(app, settings.cors_origins)  # answers preflights itself
     auth_pool = ReplicaPool.from_urls("auth", settings.auth_upstreams)
     todo_pool = ReplicaPool.from_urls("todo", settings.todo_upstreams)
     app.ctx.pools = [auth_pool, todo_pool]
+    app.ctx.metrics = GatewayMetrics.build(settings.metrics_enabled)
 
     @app.before_server_start
     async def open_upstreams(app: Sanic) -> None:
@@ -96,23 +100,24 @@ def create_app(settings: GatewaySettings | None = None) -> Sanic:
         target = _path_under("/auth", request)
         await proxy_http(request, target, auth_pool, request.app.ctx.http, auth_max_body)
 
-    async def proxy_todo(request: Request, path: str) -> None:
+    async def proxy_todo(request: Request, path: str) -> HTTPResponse | None:
         target = _path_under("/ws_ep", request)
         if _is_websocket_upgrade(request):
-            # What Sanic does for an @app.websocket route: handshake, run, track, close.
-            await request.app._websocket_handler(
-                bridge_websocket,
+            # A byte tunnel to a replica that answers 101 (gateway/ws_proxy.py).
+            return await proxy_websocket(
                 request,
                 target,
                 todo_pool,
                 settings.gateway_connect_timeout,
+                settings.gateway_read_timeout,
                 settings.ws_max_buffered,
             )
-            return
         max_body = settings.gateway_max_body
         await proxy_http(request, target, todo_pool, request.app.ctx.http, max_body)
+        return None
 
-    # Tells Sanic this handler may end without an HTTP response (after an upgrade).
+    # Tells Sanic this handler may end without an HTTP response (after an upgrade);
+    # WebSocket support serves the one case the gateway accepts a socket itself (1014).
     proxy_todo.is_websocket = True  # type: ignore[attr-defined]
     app.enable_websocket()
 

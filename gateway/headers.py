@@ -84,5 +84,14 @@ def upstream_request_headers(request: Request) -> list[tuple[str, str]]:
 
 
 def client_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Everything the client gets of the upstream's response headers."""
-    return end_to_end(headers, _RESPONSE_SET_HERE)
+    """Everything the client gets of the upstream's response headers.
+
+    A service's own `Access-Control-*` headers are dropped: through the gateway, the
+    gateway's `CORS_ORIGINS` alone decides what a page of another origin may read.
+    """
+    kept = end_to_end(headers, _RESPONSE_SET_HERE)
+    return [(name, value) for name, value in kept if not _is_cors_header(name)]
+
+
+def _is_cors_header(name: str) -> bool:
+    return name.lower().startswith("access-control-")

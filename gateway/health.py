@@ -19,7 +19,7 @@ def gateway_health_blueprint(pools: list[ReplicaPool]) -> Blueprint:
     @bp.get("/readyz")
     async def readyz(request: Request) -> HTTPResponse:
         upstreams = {pool.service: pool.state() for pool in pools}
-        down = [pool.service for pool in pools if not pool.has_available()]
+        down = [pool.service for pool in pools if not pool.has_ready()]
         if down:
             body = {
                 "status": "unavailable",

@@ -6,7 +6,9 @@ when its last active check passed and no recent connection attempt failed:
 - passive health: a refused or timed-out connection marks the replica down for
   `PASSIVE_DOWN_SECONDS`; the request moves on to the next replica;
 - active health: `HealthMonitor` polls every replica's `/readyz` and marks it up (200) or
-  down (anything else, or no answer).
+  down (anything else, or no answer). Until its first answer a replica is *unknown*, which
+  counts as not ready (the gateway's `/readyz` never vouches for an unchecked replica) but
+  still takes its turn in routing.
 
 `ReplicaPool.attempt_order()` gives the available replicas in round-robin order, then the
 others. When every replica is marked down they are still all tried (as nginx does), so a
@@ -30,6 +32,7 @@ logger = logging.getLogger("gateway.upstreams")
 
 # How long a replica that refused a connection is skipped (nginx's fail_timeout is 10 s).
 PASSIVE_DOWN_SECONDS = 10.0
+NOT_CHECKED = "not checked yet"
 
 
 @dataclass
@@ -37,9 +40,9 @@ class Replica:
     """One upstream base URL (`http://host:port`, no trailing slash) and its health."""
 
     url: str
-    ready: bool = True  # last active check (assumed ready until the first one)
+    ready: bool | None = None  # the last active check; None until the first one answers
     down_until: float = 0.0  # passive: skipped until this monotonic time
-    last_error: str | None = None
+    last_error: str | None = NOT_CHECKED
 
     @property
     def ws_url(self) -> str:
@@ -47,10 +50,18 @@ class Replica:
         return "ws" + self.url.removeprefix("http")
 
     def is_available(self, now: float) -> bool:
-        return self.ready and now >= self.down_until
+        """Worth trying first: not known to be down (an unchecked replica takes its turn)."""
+        return self.ready is not False and now >= self.down_until
+
+    def is_ready(self, now: float) -> bool:
+        """Checked and up: what the gateway's `/readyz` vouches for."""
+        return self.ready is True and now >= self.down_until
 
     def state(self, now: float) -> dict[str, Any]:
-        status = "up" if self.is_available(now) else "down"
+        if self.ready is None and now >= self.down_until:
+            status = "unknown"
+        else:
+            status = "up" if self.is_ready(now) else "down"
         return {"url": redact(self.url), "status": status, "error": self.last_error}
 
 
@@ -82,6 +93,10 @@ class ReplicaPool:
     def has_available(self) -> bool:
         now = time.monotonic()
         return any(r.is_available(now) for r in self.replicas)
+
+    def has_ready(self) -> bool:
+        now = time.monotonic()
+        return any(r.is_ready(now) for r in self.replicas)
 
     def mark_failed(self, replica: Replica, reason: str) -> None:
         """Passive health: a connection to `replica` could not be made."""
@@ -143,7 +158,7 @@ class HealthMonitor:
             self._set(pool, replica, False, f"readyz: {type(exc).__name__}")
             return
         if response.status_code == 200:
-            if not replica.ready:
+            if replica.ready is False:
                 logger.info("%s replica %s is ready", pool.service, redact(replica.url))
             replica.ready = True
             replica.last_error = None
@@ -153,7 +168,7 @@ class HealthMonitor:
 
     @staticmethod
     def _set(pool: ReplicaPool, replica: Replica, ready: bool, reason: str) -> None:
-        if replica.ready and not ready:
+        if replica.ready is not False and not ready:
             logger.warning("%s replica %s not ready: %s", pool.service, redact(replica.url), reason)
         replica.ready = ready
         replica.last_error = reason

@@ -7,10 +7,14 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 install_project dev
 
-# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing chromium for the browser tests" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here), and
+# the benchmark suite's smoke test (tests/bench) measures against Debian's nginx.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} for the browser and benchmark tests" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # The AsyncAPI test validates the protocol document with the official parser, and

@@ -85,6 +85,10 @@ async def open_database(config: dict[str, Any]) -> None:
     await Tortoise.close_connections()
     # Sanic's request tasks don't inherit Tortoise's context variable: use the global one.
     await Tortoise.init(config=config, _enable_global_fallback=True)
+    # Open the connection now, not in the first request: Tortoise 1.1's SQLite client is
+    # left hanging for good when the query that opens its connection is cancelled (a
+    # readiness probe whose client gave up while the service was starting).
+    await ping_database()
     logger.info("database ready", extra={"app": app_label})
 
 

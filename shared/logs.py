@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line, a request id on each, secrets redacted.
+"""Logs: one JSON object a line (or one readable text line), a request id on each, secrets
+redacted.
 
 Sanic's access log writes the full URL, and a WebSocket URL carries the access token in
 its query string. Every string field of every line (message, URL, traceback, extras) goes
@@ -6,19 +7,26 @@ through `redact` before it is written: it blanks the value of any query paramete
 name, once percent-decoded, mentions a token, password or secret (`?%74oken=` is `token`
 to Sanic, so it must be to us too), `password: ...`-like text, and anything shaped like a
 JWT wherever it appears.
+
+`LOG_FORMAT=text` renders the same redacted fields as one short line for people
+(`14:02:11 INFO  auth_service.routes  user registered user_id=3 request_id=...`); `json`,
+the default, is for log collectors.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from sanic import Request, Sanic
 from sanic.log import LOGGING_CONFIG_DEFAULTS
 from sanic.logging.formatter import JSONAccessFormatter, JSONFormatter
+
+LogFormat = Literal["json", "text"]
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -86,8 +94,72 @@ class AccessLogFormatter(JSONAccessFormatter):
         return _redacted_fields(line)
 
 
-def build_log_config(service: str, level: str = "INFO") -> dict[str, Any]:
-    """Sanic's logging config with our JSON formatters and the request id on every line.
+# Fields a text line shows in its fixed columns, or not at all (where the code is).
+_TEXT_OMITTED = frozenset(
+    {"timestamp", "level", "message", "name", "levelno", "pathname", "module", "filename"}
+    | {"lineno", "exc_info", "stack_info", "request_id", "verbosity"}
+)
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return f'"{text}"' if not text or any(c.isspace() or c == '"' for c in text) else text
+
+
+def _text_line(record: logging.LogRecord, name: str, fields: dict[str, Any]) -> str:
+    """`HH:MM:SS LEVEL name  message key=value ... request_id=...`, then any traceback."""
+    clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+    extras = [
+        f"{key}={_text_value(value)}"
+        for key, value in fields.items()
+        if key not in _TEXT_OMITTED and value is not None
+    ]
+    if fields.get("request_id"):
+        extras.append(f"request_id={fields['request_id']}")
+    head = f"{clock} {record.levelname:<5} {name}  {fields.get('message') or ''}".rstrip()
+    line = " ".join([head, *extras])
+    for key in ("exc_info", "stack_info"):
+        if fields.get(key):
+            line += "\n" + str(fields[key])
+    return line
+
+
+class TextLogFormatter(LogFormatter):
+    """The JSON formatter's redacted fields as one readable line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _text_line(record, record.name, self.to_dict(record))
+
+
+class TextAccessLogFormatter(AccessLogFormatter):
+    """An access line: `HH:MM:SS INFO  access  GET http://... 200 15B 1.2ms host=...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.to_dict(record)
+        parts = [fields.pop("request", None), fields.pop("status", None)]
+        size, duration = fields.pop("byte", None), fields.pop("duration", None)
+        if isinstance(size, int):  # or "DISCONNECTED", said as it is
+            parts.append(f"{size}B")
+        elif size:
+            parts.append(str(size))
+        if duration:  # Sanic's own text, e.g. " 1.2ms"
+            parts.append(str(duration).strip())
+        summary = " ".join(str(part) for part in parts if part not in (None, ""))
+        fields["message"] = " ".join(filter(None, [fields.get("message"), summary]))
+        return _text_line(record, "access", fields)
+
+
+FORMATTERS: dict[str, tuple[type[logging.Formatter], type[logging.Formatter]]] = {
+    "json": (LogFormatter, AccessLogFormatter),
+    "text": (TextLogFormatter, TextAccessLogFormatter),
+}
+
+
+def build_log_config(
+    service: str, level: str = "INFO", log_format: LogFormat = "json"
+) -> dict[str, Any]:
+    """Sanic's logging config with our formatters (`log_format`: `json` or `text`, both
+    redacted) and the request id on every line.
 
     Every logger writes through these handlers: Sanic's, the service's own (`service.*`),
     `shared.*`, and the root logger (WARNING and up, for libraries and asyncio), so no
@@ -97,7 +169,8 @@ def build_log_config(service: str, level: str = "INFO") -> dict[str, Any]:
     config = {key: value for key, value in LOGGING_CONFIG_DEFAULTS.items()}
     config["handlers"] = {n: dict(h) for n, h in LOGGING_CONFIG_DEFAULTS["handlers"].items()}
     config["loggers"] = {n: dict(lg) for n, lg in LOGGING_CONFIG_DEFAULTS["loggers"].items()}
-    config["formatters"] = {"generic": {"()": LogFormatter}, "access": {"()": AccessLogFormatter}}
+    generic, access = FORMATTERS[log_format]
+    config["formatters"] = {"generic": {"()": generic}, "access": {"()": access}}
     config["filters"] = {"request_id": {"()": AddRequestId}}
     for handler in config["handlers"].values():
         handler["filters"] = ["request_id"]

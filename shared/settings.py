@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import ConfigurationError
 
+from shared.cors import parse_origins
+
 MIN_SECRET_BYTES = 32
 
 
@@ -24,6 +26,13 @@ def validate_db_url(url: str) -> str:
     except (ConfigurationError, ValueError, KeyError) as exc:
         raise ValueError(f"not a usable database URL ({exc})") from None
     return url
+
+
+def validate_redis_url(value: str | None) -> str | None:
+    """A Redis URL redis-py can open; empty means unset."""
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return value or None
 
 
 def split_urls(value: object) -> list[str]:
@@ -43,9 +52,21 @@ class ServiceSettings(BaseSettings):
     # How many proxies in front of us may set X-Forwarded-For; 1 behind the gateway.
     proxies_count: int = Field(default=0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # `json` for log collectors, `text` (one readable line) for people; both redacted.
+    log_format: Literal["json", "text"] = "json"
     # The whole request head must arrive within this many seconds, however slowly it
     # trickles (Sanic's REQUEST_TIMEOUT restarts on every byte).
     http_header_timeout: float = Field(default=10.0, gt=0)
+    # `GET /metrics` (Prometheus) on the service's own port and the recording behind it;
+    # false: no route and no recording (shared/metrics.py, docs/operations.md#metrics).
+    metrics_enabled: bool = True
+    # Origins whose pages may call this service (shared/cors.py); empty: same origin only.
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> list[str]:
+        return parse_origins(value)
 
 
 class JwtSettings(ServiceSettings):
@@ -77,11 +98,23 @@ class AuthSettings(JwtSettings):
     register_window: int = Field(default=3600, gt=0)
     login_max_per_address: int = Field(default=100, ge=0)
     hash_queue_max: int = Field(default=64, ge=1)
+    # Set: the limits above are shared through Redis by every worker and replica
+    # (auth_service/throttle_redis.py); unset: each process counts in its own memory.
+    redis_url: str | None = None
+    # Keys are `{prefix}:...`; a prefix per deployment lets several share a Redis.
+    redis_key_prefix: str = Field(default="todo-auth", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # A Redis slower than this counts as unreachable (the limits fall back to the process).
+    redis_timeout: float = Field(default=1.0, gt=0)
 
     @field_validator("auth_db_url")
     @classmethod
     def _usable_db_url(cls, value: str) -> str:
         return validate_db_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        return validate_redis_url(value)
 
 
 class TodoSettings(JwtSettings):
@@ -113,9 +146,7 @@ class TodoSettings(JwtSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value or None
+        return validate_redis_url(value)
 
 
 class GatewaySettings(ServiceSettings):

@@ -54,6 +54,7 @@ class ServiceProcess:
         self.sanic_cli = sanic_cli
         self.env = dict(env)
         self.port = port or free_port()
+        self.port_chosen_here = port is None  # may move if another process takes it first
         self.name = name or module
         self.log_path = log_dir / f"{self.name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,8 +99,17 @@ class ServiceProcess:
 
     def wait_healthy(self, timeout: float = 30.0, path: str = "/healthz") -> None:
         deadline = time.monotonic() + timeout
+        moves = 0
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                port_taken = "Address already in use" in self.logs()
+                if self.port_chosen_here and port_taken and moves < 3:
+                    moves += 1
+                    # free_port() gives an ephemeral port, which any outgoing connection
+                    # on the machine may take before the service binds it: pick another.
+                    self.port = free_port()
+                    self.start(wait=False)
+                    continue
                 raise RuntimeError(f"{self.name} exited early:\n{self.logs()}")
             try:
                 if httpx.get(self.url + path, timeout=1.0).status_code == 200:
@@ -232,6 +242,7 @@ class RedisServer:
 
     def __init__(self, log_dir: Path, port: int | None = None) -> None:
         self.port = port or free_port()
+        self.port_chosen_here = port is None  # may move if another process takes it first
         self.log_path = log_dir / f"redis-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -280,6 +291,7 @@ class PostgresServer:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
+        self.port_chosen_here = port is None  # may move if another process takes it first
         self.data_dir = Path(tempfile.mkdtemp(prefix="test-pg-")) / "data"
         self.log_path = self.data_dir.parent / "postgres.log"
 

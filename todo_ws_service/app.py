@@ -30,10 +30,11 @@ from todo_ws_service.connection import (
 from todo_ws_service.fanout import Hub, LocalHub
 from todo_ws_service.frames import error_frame
 from todo_ws_service.handlers import Session
+from todo_ws_service.inbox import Inbox
+from todo_ws_service.metrics import FanoutMetrics, MessageMetrics, SocketMetrics
 from todo_ws_service.protocol_docs import protocol_docs_blueprint
 from todo_ws_service.redis_hub import RedisHub
 from todo_ws_service.store import Retention, open_store
-from todo_ws_service.utf8_frames import check_utf8
 
 SERVICE = "todo_ws_service"
 logger = logging.getLogger(f"{SERVICE}.app")
@@ -60,6 +61,10 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     )
     hub = create_hub(settings)
     app.ctx.hub = hub
+    sockets = SocketMetrics.build(settings.metrics_enabled)
+    messages = MessageMetrics() if settings.metrics_enabled else None
+    if messages is not None:
+        install_message_metrics(app, messages)
     app.ctx.shutting_down = False
 
     async def hub_check() -> str:
@@ -71,20 +76,28 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     app.blueprint(protocol_docs_blueprint())
 
     async def todo_socket(request: Request, ws: WebsocketImplProtocol) -> None:
-        check_utf8(ws)  # before any await: invalid UTF-8 closes 1007
+        # Before any await, so no frame goes another way (invalid UTF-8 closes 1007).
+        inbox = Inbox.attach(ws)
         # The handshake is always accepted; a bad token gets an error message and 1008.
         try:
             user = authenticate(codec, request.args.get("token"))
         except AuthFailed as exc:
+            sockets.auth_failed.inc()
             await ws.send(error_frame("auth_failed", str(exc)))
             await ws.close(CLOSE_POLICY, "authentication failed")
             return
         if app.ctx.shutting_down:
+            sockets.shutting_down.inc()
             await ws.close(CLOSE_GOING_AWAY, "server shutting down")
             return
         session = Session(user, app.ctx.store, codec)
         since = resume_point(request.args.get("since"))
-        await Connection(ws, session, hub, limits, since).serve()
+        sockets.accepted.inc()
+        sockets.open.inc()
+        try:
+            await Connection(ws, inbox, session, hub, limits, since, messages).serve()
+        finally:
+            sockets.open.dec()
 
     app.add_websocket_route(todo_socket, "/ws_ep/ws")
 
@@ -120,6 +133,19 @@ def create_app(settings: TodoSettings | None = None) -> Sanic:
     return app
 
 
+def install_message_metrics(app: Sanic, messages: MessageMetrics) -> None:
+    """Flush the message tallies into the metrics each second, and when the worker stops."""
+
+    @app.after_server_start
+    async def start_flushing(app: Sanic) -> None:
+        app.ctx.metrics_flusher = asyncio.create_task(messages.flush_forever())
+
+    @app.after_server_stop
+    async def flush_last(app: Sanic) -> None:
+        app.ctx.metrics_flusher.cancel()
+        messages.flush()
+
+
 def unsafe_worker_setup(workers: int, settings: TodoSettings) -> str | None:
     """Why `workers` processes can't serve with these settings, if they can't.
 
@@ -139,9 +165,10 @@ def unsafe_worker_setup(workers: int, settings: TodoSettings) -> str | None:
 def create_hub(settings: TodoSettings) -> Hub:
     """Redis fan-out across replicas when `REDIS_URL` is set, else inside this process."""
     max_per_user = settings.ws_max_connections_per_user
+    metrics = FanoutMetrics.build(settings.metrics_enabled)
     if settings.redis_url is None:
-        return LocalHub(max_per_user)
-    return RedisHub(settings.redis_url, settings.redis_channel_prefix, max_per_user)
+        return LocalHub(max_per_user, metrics)
+    return RedisHub(settings.redis_url, settings.redis_channel_prefix, max_per_user, metrics)
 
 
 def resume_point(since: str | None) -> int | None:

@@ -29,11 +29,12 @@ from todo_ws_service.fanout import Hub
 from todo_ws_service.frames import error_frame, request_id_in, with_request_id
 from todo_ws_service.gapfill import RevisionGate
 from todo_ws_service.handlers import Reply, Session, dispatch
+from todo_ws_service.inbox import CLOSE_INVALID_DATA, INVALID_UTF8, Inbox
 from todo_ws_service.messages import ErrorCode, ProtocolError, error_message, parse_request
+from todo_ws_service.metrics import MessageMetrics
 from todo_ws_service.outbox import CLOSE_TRY_AGAIN, SOCKET_GONE, Outbox
 from todo_ws_service.ratelimit import TokenBucket
 from todo_ws_service.store import encode
-from todo_ws_service.utf8_frames import CLOSE_INVALID_DATA, INVALID_UTF8
 
 logger = logging.getLogger("todo_ws_service.connection")
 
@@ -67,12 +68,16 @@ class Connection:
     def __init__(
         self,
         ws: WebsocketImplProtocol,
+        inbox: Inbox,
         session: Session,
         hub: Hub,
         limits: Limits,
         since: int | None = None,
+        metrics: MessageMetrics | None = None,  # None: METRICS_ENABLED is false
     ) -> None:
         self._ws = ws
+        self._metrics = metrics
+        self._inbox = inbox
         self._session = session
         self._hub = hub
         self._since = since
@@ -145,10 +150,10 @@ class Connection:
     async def _receive_loop(self) -> None:
         # Runs until the socket is gone: returning early would let Sanic close it with 1000
         # before `close` sends its own code.
-        ws = self._ws
+        receive = self._inbox.receive
         while True:
             try:
-                frame = await ws.recv()
+                frame = await receive()
             except SOCKET_GONE:
                 return
             if frame is None:
@@ -169,7 +174,10 @@ class Connection:
     async def _answer(self, frame: str | bytes) -> None:
         """Handle one frame: its reply, and the change's events, go to the gate."""
         request_id: str | None = None
+        metrics = self._metrics
         if self._bucket is not None and not self._bucket.take():
+            if metrics is not None:
+                metrics.failed(None, "rate_limited")
             self._refuse(
                 frame, "rate_limited", "too many messages, slow down", request_id_in(frame)
             )
@@ -177,8 +185,11 @@ class Connection:
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError:
+            if metrics is not None and frame != INVALID_UTF8:
+                metrics.failed(None, "invalid_json")
             self._refuse(frame, "invalid_json", "the frame is not valid JSON")
             return
+        started = time.perf_counter()
         try:
             request = parse_request(message)
             request_id = request.request_id
@@ -188,13 +199,19 @@ class Connection:
             else:
                 reply = await dispatch(self._session, request)
         except ProtocolError as exc:
+            if metrics is not None:
+                metrics.failed_message(message, exc.code, started)
             rid = exc.request_id if exc.request_id is not None else request_id  # "" is one
             self._emit(encode(error_message(exc.code, exc.message, exc.details, rid, exc.data)))
             return
         except Exception:
+            if metrics is not None:
+                metrics.failed_message(message, "internal_error", started)
             logger.exception("handling a message failed", extra={"user_id": self.user_id})
             self._emit(error_frame("internal_error", "something went wrong", None, request_id))
             return
+        if metrics is not None:
+            metrics.handled(request.action, time.perf_counter() - started)
         await self._deliver_own(reply, request_id)
 
     def _refuse(

@@ -21,6 +21,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Protocol
 
+from todo_ws_service.metrics import FanoutMetrics
+
 
 class Subscriber(Protocol):
     """What the hub needs of a socket (implemented by `connection.Connection`)."""
@@ -41,8 +43,9 @@ class Subscriber(Protocol):
 class Hub(ABC):
     """The sockets of this process by user, and the one delivery rule."""
 
-    def __init__(self, max_per_user: int = 0) -> None:
+    def __init__(self, max_per_user: int = 0, metrics: FanoutMetrics | None = None) -> None:
         self._by_user: dict[int, set[Subscriber]] = {}
+        self.metrics = metrics or FanoutMetrics()
         # `WS_MAX_CONNECTIONS_PER_USER`: each socket multiplies every change of its user
         # into one more frame (200 sockets turned 60 messages into 12,000 frames). 0: off.
         self.max_per_user = max_per_user
@@ -80,11 +83,14 @@ class Hub(ABC):
 
     def deliver_local(
         self, user_id: int, rev: int, event: str, skip: Subscriber | None = None
-    ) -> None:
-        """Queue `event` on each local socket of `user_id` except `skip`."""
+    ) -> int:
+        """Queue `event` on each local socket of `user_id` except `skip`; how many."""
+        delivered = 0
         for subscriber in self._by_user.get(user_id, ()):
             if subscriber is not skip:
                 subscriber.deliver(rev, event)
+                delivered += 1
+        return delivered
 
     @abstractmethod
     def _broadcast(self, user_id: int, rev: int, event: str, origin: Subscriber) -> None:
@@ -107,7 +113,9 @@ class LocalHub(Hub):
     """Fan-out inside one process: enough for a single replica."""
 
     def _broadcast(self, user_id: int, rev: int, event: str, origin: Subscriber) -> None:
-        self.deliver_local(user_id, rev, event, skip=origin)
+        delivered = self.deliver_local(user_id, rev, event, skip=origin)
+        if delivered:
+            self.metrics.delivered_local.inc(delivered)
 
     async def start(self) -> None:
         return None

@@ -32,6 +32,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from todo_ws_service.fanout import Hub, Subscriber
+from todo_ws_service.metrics import FanoutMetrics
 
 logger = logging.getLogger("todo_ws_service.redis_hub")
 
@@ -48,8 +49,14 @@ REDIS_TIMEOUT = 2.0
 class RedisHub(Hub):
     """Local delivery plus one publish per change; see the module docstring."""
 
-    def __init__(self, redis_url: str, channel_prefix: str, max_per_user: int = 0) -> None:
-        super().__init__(max_per_user)
+    def __init__(
+        self,
+        redis_url: str,
+        channel_prefix: str,
+        max_per_user: int = 0,
+        metrics: FanoutMetrics | None = None,
+    ) -> None:
+        super().__init__(max_per_user, metrics)
         self._redis_url = redis_url
         self._prefix = channel_prefix
         self._replica = uuid.uuid4().hex
@@ -67,13 +74,17 @@ class RedisHub(Hub):
     # ------------------------------------------------------------ Hub
 
     def _broadcast(self, user_id: int, rev: int, event: str, origin: Subscriber) -> None:
-        self.deliver_local(user_id, rev, event, skip=origin)
+        delivered = self.deliver_local(user_id, rev, event, skip=origin)
+        if delivered:
+            self.metrics.delivered_local.inc(delivered)
         if not self._subscribed.is_set():
+            self.metrics.publish_not_subscribed.inc()
             self._missed.add(user_id)
             return
         try:
             self._outgoing.put_nowait((user_id, f"{self._replica}|{EVENT}|{rev}|{event}"))
         except asyncio.QueueFull:
+            self.metrics.publish_queue_full.inc()
             self._missed.add(user_id)
 
     async def start(self) -> None:
@@ -87,6 +98,7 @@ class RedisHub(Hub):
             socket_connect_timeout=REDIS_TIMEOUT,
             health_check_interval=5,
         )
+        self.metrics.subscribed.set(0)
         self._tasks = [
             asyncio.create_task(self._listen_forever(), name="redis-listen"),
             asyncio.create_task(self._publish_forever(), name="redis-publish"),
@@ -125,7 +137,9 @@ class RedisHub(Hub):
             except (RedisError, OSError) as exc:
                 if self._subscribed.is_set():
                     logger.warning("lost Redis, fan-out is local only: %s", type(exc).__name__)
+                    self.metrics.disconnects.inc()
                 self._subscribed.clear()
+                self.metrics.subscribed.set(0)
             finally:
                 await _quietly_close(pubsub)
             await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
@@ -136,6 +150,7 @@ class RedisHub(Hub):
             logger.info("Redis is back: resyncing local sockets")
         self._has_connected = True
         self._subscribed.set()
+        self.metrics.subscribed.set(1)
         missed, self._missed = self._missed, set()
         self._ask_resync(missed)
         for subscriber in self.subscribers():
@@ -156,6 +171,7 @@ class RedisHub(Hub):
             try:
                 self._on_message(message["channel"], message["data"])
             except Exception as exc:  # one bad message must not stop the fan-out
+                self.metrics.malformed.inc()
                 logger.warning("skipped a malformed fan-out message (%s)", type(exc).__name__)
 
     def _on_message(self, channel: str, data: str) -> None:
@@ -168,8 +184,12 @@ class RedisHub(Hub):
             rev = int(text)
             if rev < 1 or not (event.startswith(_EVENT_START) and event.endswith("}")):
                 raise ValueError("not an event")
-            self.deliver_local(user_id, rev, event)
+            self.metrics.received.inc()
+            delivered = self.deliver_local(user_id, rev, event)
+            if delivered:
+                self.metrics.delivered_remote.inc(delivered)
         elif kind == RESYNC:
+            self.metrics.received.inc()
             for subscriber in list(self._by_user.get(user_id, ())):
                 subscriber.resync()
         else:
@@ -193,7 +213,10 @@ class RedisHub(Hub):
             try:
                 await self._redis.publish(self.channel(user_id), payload)
             except (RedisError, OSError):
+                self.metrics.publish_redis_error.inc()
                 self._missed.add(user_id)
+            else:
+                self.metrics.published.inc()
 
 
 async def _quietly_close(pubsub: PubSub) -> None:

@@ -35,6 +35,18 @@ from todo_ws_service.sql import Tx, Values, run_without_waiting
 from todo_ws_service.store import Refused, Retention, T, TodoStore
 
 CHECKPOINT_INTERVAL = 1.0
+# A user's todos as one JSON array, built by SQLite: no row tuples, no dicts, no encoding
+# in Python (a list of 6 todos: ~25 % less time than fetching and encoding the rows). The
+# keys and values are those of `store_types.as_todo`; the timestamps are stored as text in
+# the wire format already, `completed` as 0/1. The rows reach the aggregate in the
+# subquery's order (SQLite does not flatten an ordered subquery into an aggregate).
+_TODOS_JSON = (
+    "SELECT json_group_array(json_object('id', id, 'title', title,"
+    " 'description', description, 'completed', json(iif(completed, 'true', 'false')),"
+    " 'owner_id', owner_id, 'created_at', created_at, 'updated_at', updated_at,"
+    " 'version', version))"
+    " FROM (SELECT * FROM todos WHERE owner_id = ? ORDER BY id)"
+)
 _PRAGMA_VALUE = re.compile(r"^[A-Za-z0-9_]+$")
 logger = logging.getLogger("todo_ws_service.store")
 
@@ -118,6 +130,11 @@ class SqliteTodoStore(TodoStore):
     def _put_back(self, undo: dict[int, int]) -> None:
         self._revs.update(undo)
         undo.clear()
+
+    async def _todos_json(self, tx: Tx, owner_id: int) -> str:
+        row = await tx.one(_TODOS_JSON, owner_id)
+        assert row is not None
+        return str(row[0])
 
     # ------------------------------------------------------------ transactions
 

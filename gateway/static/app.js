@@ -4,8 +4,11 @@
 // while offline), and the client library confirms, rolls back or reports a conflict later.
 // What the server said about a write arrives as a "writesettled" event, also for writes
 // made before a reload, so the page reports results there rather than per promise.
+// Errors are worded by messages.js (the library hands over the server's own words), and
+// each is taken away once what it describes is over (see `errorLifetime`).
 
-import { AuthApi, ConnectionState, TodoClient } from "./todo-client.js";
+import { describeError, errorLifetime } from "./messages.js";
+import { AuthApi, ConnectionState, TodoClient, backoffDelay } from "./todo-client.js";
 
 const client = new TodoClient({ auth: new AuthApi() });
 // Handy in the browser console; the page itself never reads it.
@@ -21,6 +24,8 @@ const ui = {
   alertText: $("error-text"),
   alertDismiss: $("error-dismiss"),
   notice: $("notice"),
+  banner: $("reconnect-banner"),
+  retryNow: $("reconnect-now"),
   authView: $("auth-view"),
   todoView: $("todo-view"),
   loginForm: $("login-form"),
@@ -39,34 +44,39 @@ const STATE_WORDS = {
   [ConnectionState.CONNECTING]: "Connecting…",
   [ConnectionState.OPEN]: "Connected",
   [ConnectionState.RECONNECTING]: "Reconnecting…",
-  [ConnectionState.OFFLINE]: "Offline",
+  [ConnectionState.OFFLINE]: "Signed out", // no session: "Offline" would read as "server down"
 };
 
 /** The item being edited, if any: {id, input, ifVersion, saving}. Re-renders leave it alone. */
 let editing = null;
 /** Errors already shown from a "writesettled" event, so their promise does not repeat them. */
 const reported = new WeakSet();
+/** A reload's resume while it has not worked yet: {timer, attempt, inFlight}. */
+let resuming = null;
 
 // ---- messages to the user ----
 
-function describeError(error) {
-  const message = (error && error.message) || "Something went wrong.";
-  const details = (error && Array.isArray(error.details) ? error.details : [])
-    .map((d) => [d.field, d.message].filter(Boolean).join(": "))
-    .filter((text) => text && !message.includes(text));
-  return details.length ? `${message} (${details.join("; ")})` : message;
-}
-
-function showError(errorOrText) {
+/**
+ * Show an error (a TodoApiError, worded by messages.js, or a sentence of the page's own).
+ * Its lifetime ("outage", "session" or "action") says when it is over and goes away.
+ */
+function showError(errorOrText, context = {}) {
   ui.notice.hidden = true;
-  ui.alertText.textContent =
-    typeof errorOrText === "string" ? errorOrText : describeError(errorOrText);
+  const own = typeof errorOrText === "string";
+  ui.alertText.textContent = own ? errorOrText : describeError(errorOrText, context);
+  ui.alert.dataset.lifetime = own ? "action" : errorLifetime(errorOrText);
   ui.alert.hidden = false;
 }
 
 function clearError() {
   ui.alert.hidden = true;
   ui.alertText.textContent = "";
+  delete ui.alert.dataset.lifetime;
+}
+
+/** Take the error away if it is of one of these lifetimes (what it described is over). */
+function clearErrorOf(...lifetimes) {
+  if (!ui.alert.hidden && lifetimes.includes(ui.alert.dataset.lifetime)) clearError();
 }
 
 function showNotice(text) {
@@ -108,6 +118,12 @@ function showAuthView() {
 function setStatus(state) {
   ui.status.dataset.state = state;
   ui.statusText.textContent = STATE_WORDS[state] || state;
+  // Signed in (or getting back in after a reload) but without a live socket: say so
+  // plainly, dim the list, and offer to try at once rather than wait out the backoff.
+  const down = state === ConnectionState.RECONNECTING && Boolean(client.user || resuming);
+  ui.banner.hidden = !down;
+  setData(ui.todoView, "stale", down ? "true" : null);
+  if (state === ConnectionState.OPEN) clearErrorOf("outage");
 }
 
 function renderPendingCount() {
@@ -309,6 +325,7 @@ function startEditing(id, text) {
   const ifVersion = todo.pending === "create" ? undefined : todo.version;
   editing = { id, input, ifVersion, original: todo.title };
 
+  input.addEventListener("input", () => clearErrorOf("action"));
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") {
       event.preventDefault();
@@ -357,8 +374,12 @@ function finishEditing(restoreFocus) {
   if (restoreFocus) edit.focus();
 }
 
+// Changing what was refused is the user dealing with it: the error has done its job.
+ui.newTitle.addEventListener("input", () => clearErrorOf("action"));
+
 ui.addForm.addEventListener("submit", (event) => {
   event.preventDefault();
+  ui.notice.hidden = true;
   const title = ui.newTitle.value;
   if (title === "") {
     showError("Write a title first.");
@@ -379,6 +400,7 @@ client.addEventListener("writesettled", (event) => {
   if (error) reported.add(error);
   if (outcome === "confirmed") {
     if (write.action === "create_todo" && todo) adoptRealId(write.todoId, todo.id);
+    clearErrorOf("action"); // a later action worked: an earlier refusal is old news
     return;
   }
   const payload = write.payload || {};
@@ -462,14 +484,27 @@ ui.registerForm.addEventListener("submit", (event) => {
   withBusyForm(ui.registerForm, async () => {
     try {
       await client.register(username, password);
+    } catch (error) {
+      showError(error, { username });
+      // Focus the first field named as wrong (the username unless only the password is).
+      const fields = (error.details || []).map((d) => d.field);
+      const onlyPassword = fields.includes("password") && !fields.includes("username");
+      $(onlyPassword ? "register-password" : "register-username").focus();
+      return;
+    }
+    ui.registerForm.reset();
+    // Signed in straight away with the same credentials: no retyping the password.
+    try {
+      await client.login(username, password);
       clearError();
-      ui.registerForm.reset();
+      showNotice(`Welcome, ${username}! Your account is ready.`);
+      ui.newTitle.focus();
+    } catch (error) {
+      // The account exists; only signing in failed (e.g. the server went away meanwhile).
       $("login-username").value = username;
+      showError(error);
       showNotice(`Account “${username}” created. Log in with your password.`);
       $("login-password").focus();
-    } catch (error) {
-      showError(error);
-      $("register-username").focus();
     }
   });
 });
@@ -481,6 +516,11 @@ ui.logout.addEventListener("click", async () => {
   $("login-username").focus();
 });
 
+ui.retryNow.addEventListener("click", () => {
+  if (resuming) resumeSession();
+  else client.reconnectNow();
+});
+
 // ---- wiring ----
 
 client.addEventListener("statechange", (event) => {
@@ -488,27 +528,50 @@ client.addEventListener("statechange", (event) => {
   if (client.user) renderTodos(client.todos); // "Saving…" or "Not sent yet"
 });
 client.addEventListener("change", (event) => renderTodos(event.detail.todos));
-client.addEventListener("session", (event) => showTodoView(event.detail.user));
+client.addEventListener("session", (event) => {
+  showTodoView(event.detail.user);
+  clearErrorOf("session", "outage");
+});
 client.addEventListener("loggedout", (event) => {
   showAuthView();
   if (event.detail.reason !== "logout" && event.detail.error) showError(event.detail.error);
 });
 client.addEventListener("servererror", (event) => showError(event.detail.error));
 
-setStatus(client.state);
-if (client.hasStoredSession) {
-  // A reload of this tab: log in again with the refresh token kept in sessionStorage.
-  setStatus(ConnectionState.CONNECTING);
-  client
-    .resume()
-    .then((resumed) => {
-      if (!resumed) {
-        setStatus(client.state);
-        showAuthView();
-      }
-    })
-    .catch((error) => {
-      setStatus(client.state);
+/**
+ * A reload of this tab: log in again with the refresh token kept in sessionStorage. While
+ * the server cannot be reached, the session is kept and the page keeps trying (with the
+ * library's backoff), showing the reconnecting banner; a refusal shows the login form.
+ */
+async function resumeSession() {
+  if (resuming && resuming.inFlight) return; // "Retry now" while an attempt is under way
+  const attempt = resuming ? resuming.attempt : 0;
+  if (resuming) clearTimeout(resuming.timer);
+  resuming = { timer: null, attempt, inFlight: true };
+  ui.authView.hidden = true;
+  setStatus(attempt === 0 ? ConnectionState.CONNECTING : ConnectionState.RECONNECTING);
+  let resumed = false;
+  try {
+    resumed = await client.resume();
+  } catch (error) {
+    resuming.inFlight = false;
+    if (errorLifetime(error) === "outage" && client.hasStoredSession) {
       showError(error);
-    });
+      resuming.attempt = attempt + 1;
+      resuming.timer = setTimeout(resumeSession, backoffDelay(attempt));
+      setStatus(ConnectionState.RECONNECTING);
+      return;
+    }
+    resuming = null;
+    setStatus(client.state);
+    showAuthView();
+    showError(error);
+    return;
+  }
+  resuming = null;
+  setStatus(client.state);
+  if (!resumed) showAuthView();
 }
+
+setStatus(client.state);
+if (client.hasStoredSession) resumeSession();

@@ -394,6 +394,11 @@ export class TodoClient extends EventTarget {
   dismissConflict(todoId: number): void;
   /** `get_all_todos`: replaces the state; resolves to `todos`. */
   refresh(): Promise<TodoItem[]>;
+  /**
+   * Skip the rest of the reconnect wait and try at once ("Retry now"). True when a new
+   * attempt started; false when no wait was running (connected, already trying, logged out).
+   */
+  reconnectNow(): boolean;
   dispose(): void;
 
   addEventListener<K extends keyof TodoClientEventMap>(

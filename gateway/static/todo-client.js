@@ -355,7 +355,7 @@ export class TodoClient extends EventTarget {
     this._reads = []; // reads waiting for a synced socket: {resolve, reject, timer, message}
     this._nextId = 1;
     this._idPrefix = Math.random().toString(36).slice(2, 8);
-    this._onOnline = () => this._reconnectNow();
+    this._onOnline = () => this.reconnectNow(); // the network is back: skip the wait
     if (globalThis.addEventListener) globalThis.addEventListener("online", this._onOnline);
   }
 
@@ -504,6 +504,20 @@ export class TodoClient extends EventTarget {
   /** Ask for the whole list again: resolves to the todos (the state is replaced too). */
   refresh() {
     return this._read({ action: "get_all_todos", payload: null }).then(() => this.todos);
+  }
+
+  /**
+   * Skip the rest of the reconnect wait and try at once (a "Retry now" button; the
+   * browser's `online` event does the same). Returns true when a new
+   * attempt started, false when no wait was running (connected, an attempt already under
+   * way, or logged out).
+   */
+  reconnectNow() {
+    if (!this._reconnectTimer || !this._accessToken) return false;
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = null;
+    this._renewThenConnect();
+    return true;
   }
 
   /** Stop everything (timers, socket, listeners) without revoking the session. */
@@ -1038,15 +1052,6 @@ export class TodoClient extends EventTarget {
       this._reconnectTimer = null;
       this._renewThenConnect();
     }, delay);
-  }
-
-  _reconnectNow() {
-    // The browser says the network is back: skip the rest of the backoff wait.
-    if (this._reconnectTimer && this._accessToken) {
-      clearTimeout(this._reconnectTimer);
-      this._reconnectTimer = null;
-      this._renewThenConnect();
-    }
   }
 
   _stopConnection() {

@@ -1,47 +1,9 @@
-"""The gateway's pure rules: close-code mapping, header filtering, replica order."""
+"""The gateway's pure rules: header filtering, replica order (frames: test_ws_tunnel_frames.py)."""
 
 from __future__ import annotations
 
-import pytest
-from websockets.frames import Close
-
 from gateway.headers import client_response_headers, end_to_end
 from gateway.upstreams import ReplicaPool
-from gateway.ws_proxy import close_for_client, close_for_upstream
-
-
-@pytest.mark.parametrize(
-    ("received", "expected"),
-    [
-        (Close(1000, ""), (1000, "")),
-        (Close(1001, "restarting"), (1001, "restarting")),
-        (Close(1008, "auth_failed"), (1008, "auth_failed")),
-        (Close(1009, "too big"), (1009, "too big")),
-        (Close(1012, "service restart"), (1012, "service restart")),
-        (Close(4001, "app"), (4001, "app")),
-        (Close(1005, ""), (1000, "")),  # a close frame without a code
-        (None, (1014, "bad gateway")),  # lost without a close frame: never 1006
-    ],
-)
-def test_what_the_client_gets_when_the_upstream_ends(
-    received: Close | None, expected: tuple[int, str]
-) -> None:
-    assert close_for_client(received) == expected
-
-
-@pytest.mark.parametrize(
-    ("received", "expected"),
-    [
-        (Close(1000, "bye"), (1000, "bye")),
-        (Close(4002, "tab closed"), (4002, "tab closed")),
-        (Close(1005, ""), (1000, "")),
-        (None, (1001, "client connection lost")),
-    ],
-)
-def test_what_the_upstream_gets_when_the_client_ends(
-    received: Close | None, expected: tuple[int, str]
-) -> None:
-    assert close_for_upstream(received) == expected
 
 
 def test_hop_by_hop_and_connection_named_headers_are_dropped() -> None:

@@ -20,6 +20,7 @@ runs). `UPSTREAM_NAME` names it in every answer, so a test can tell replicas apa
 |                           | 1000), or one every S seconds                              |
 | `/ws_ep/deaf?seconds=S`   | WebSocket that reads nothing the client sends, and closes  |
 |                           | after S seconds (an hour by default)                       |
+| `/<prefix>/refuse?status=S` | answers S (a WebSocket upgrade too) with a JSON body     |
 | `/readyz`                 | 200, or 503 after `POST /_control/ready?value=0`           |
 | `/_control/closes`        | the close codes and reasons received from clients          |
 """
@@ -99,6 +100,11 @@ def create_app() -> Sanic:
         response.headers.add("set-cookie", "b=2; Path=/")
         response.headers["x-upstream"] = NAME
         return response
+
+    @app.get("/<prefix>/refuse")
+    async def refuse(request: Request, prefix: str) -> HTTPResponse:
+        status = int(request.args.get("status", "403"))
+        return json({"name": NAME, "refused": True}, status=status, headers={"x-upstream": NAME})
 
     @app.websocket("/ws_ep/ws")
     async def echo_socket(request: Request, ws: Websocket) -> None:

@@ -37,10 +37,15 @@ def start_replicas(
     replicas = [
         ServiceProcess("todo_ws_service", env, log_dir, name=f"todo-{i}") for i in range(count)
     ]
-    for replica in replicas:
-        replica.start(wait=False)
-    for replica in replicas:
-        replica.wait_healthy(60)
+    try:
+        for replica in replicas:
+            replica.start(wait=False)
+        for replica in replicas:
+            replica.wait_healthy(60)
+    except BaseException:
+        for replica in replicas:  # none may outlive a failed start
+            replica.stop()
+        raise
     return replicas
 
 

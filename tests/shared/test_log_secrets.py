@@ -2,7 +2,8 @@
 
 Sanic's `request.args` percent-decodes parameter names, so `?%74oken=<JWT>` authenticates
 like `?token=<JWT>`; redaction that matches the literal `token=` let the whole JWT into the
-gateway's and the todo service's access logs.
+gateway's and the todo service's access logs. Both log formats (`LOG_FORMAT=json|text`)
+write the same redacted fields.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.shared.conftest import all_logs
-from tests.stack import LocalStack
+from tests.stack import LocalStack, start_stack
 from tests.todo.wsclient import Tokens, new_user_id
 
 # Each spelling of the token parameter; the JWT goes where `{}` is.
@@ -42,12 +45,35 @@ AUTHENTICATING = {
 }
 
 
+@pytest.fixture(scope="module")
+def text_stack(
+    tmp_path_factory: pytest.TempPathFactory, jwt_env: dict[str, str]
+) -> Iterator[LocalStack]:
+    """The same stack as `stack`, writing readable text lines."""
+    running = start_stack(
+        tmp_path_factory.mktemp("text-log-stack"), jwt_env, every_env={"LOG_FORMAT": "text"}
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["json", "text"])
+def log_stack(request: pytest.FixtureRequest) -> LocalStack:
+    stack: LocalStack = request.getfixturevalue(
+        "stack" if request.param == "json" else "text_stack"
+    )
+    return stack
+
+
 async def first_message(url: str) -> dict[str, object]:
     async with connect(url, open_timeout=5) as ws:
         return dict(json.loads(await asyncio.wait_for(ws.recv(), 5)))
 
 
-async def test_no_spelling_of_the_token_reaches_a_log(stack: LocalStack, jwt_secret: str) -> None:
+async def test_no_spelling_of_the_token_reaches_a_log(
+    log_stack: LocalStack, jwt_secret: str
+) -> None:
+    stack = log_stack
     tokens = Tokens(jwt_secret)
     used: list[str] = []
     for spelling in SPELLINGS:
@@ -72,3 +98,5 @@ async def test_no_spelling_of_the_token_reaches_a_log(stack: LocalStack, jwt_sec
         _header, payload, signature = token.split(".")
         assert payload not in logs and signature not in logs, token
     assert "%74oken=[redacted]" in logs  # the access lines are there, redacted
+    text_format = stack.gateway.env.get("LOG_FORMAT") == "text"
+    assert (" INFO  access  GET " in logs) is text_format  # and in the format asked for

@@ -23,7 +23,6 @@ async def test_two_contexts_of_one_user_see_each_others_changes_live(
     username = new_username("twotabs")
     laptop = await open_page(web_stack)
     await laptop.register(username)
-    await laptop.login(username)
     phone = await open_page(web_stack)  # another browser context: its own storage, own login
     await phone.login(username)
 
@@ -53,7 +52,6 @@ async def test_page_reconnects_after_todo_service_restart_and_shows_current_list
     username = new_username("restart")
     tab = await open_page(web_stack)
     await tab.register(username)
-    await tab.login(username)
     await tab.add("Before the restart")
     await tab.add("Deleted while away")
 

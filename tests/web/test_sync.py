@@ -41,7 +41,6 @@ async def logged_in(
     watch = SocketWatch(tab.page)
     username = new_username(prefix)
     await tab.register(username)
-    await tab.login(username)
     return tab, username, watch
 
 
@@ -189,7 +188,6 @@ async def test_a_create_whose_reply_is_lost_is_applied_once_and_resolves_with_th
     watch = SocketWatch(tab.page)
     username = new_username("lostreply")
     await tab.register(username)
-    await tab.login(username)
     await tab.add("Before")
 
     await tab.page.evaluate("window.__loseNextCreateReply = true")
@@ -295,7 +293,6 @@ async def test_resume_after_a_restart_receives_only_what_changed(
     watch = SocketWatch(tab.page)
     username = new_username("resume")
     await tab.register(username)
-    await tab.login(username)
     for title in ("Unchanged one", "Unchanged two", "Edited away", "Deleted away"):
         await tab.add(title)
     before = watch.synced[0]

@@ -50,9 +50,8 @@ async def test_the_socket_stays_open_across_token_refreshes(
 
     tab.page.on("response", on_response)
     username = new_username("inband")
-    await tab.register(username)
-    logged_in_at = time.monotonic()
-    await tab.login(username)
+    await tab.register(username)  # signs in too
+    logged_in_at = time.monotonic()  # after the first token was issued
     # Every connection-state change the page's client reports from now on.
     await tab.page.evaluate(
         """() => {
@@ -87,7 +86,6 @@ async def test_when_the_token_cannot_be_renewed_the_page_reconnects_once_it_can(
     watch = SocketWatch(tab.page)
     username = new_username("fallback")
     await tab.register(username)
-    await tab.login(username)
     await tab.add("Added with the first token")
 
     # The auth service is down when the renewal is due: the server closes the socket at
@@ -119,7 +117,6 @@ async def test_revoked_session_sends_the_user_back_to_the_login_form(
     tab = await open_page(short_token_stack)
     username = new_username("revoked")
     await tab.register(username)
-    await tab.login(username)
     first_refresh_token = await tab.page.evaluate("sessionStorage.getItem('todo.refresh_token')")
     assert first_refresh_token
 
@@ -141,6 +138,6 @@ async def test_revoked_session_sends_the_user_back_to_the_login_form(
     timeout_ms = (ACCESS_TOKEN_TTL + 10) * 1000
     await expect(tab.login_form).to_be_visible(timeout=timeout_ms)
     await expect(tab.error).to_contain_text("log in again")
-    await expect(tab.status).to_have_text("Offline")
+    await expect(tab.status).to_have_text("Signed out")
     await expect(tab.page.get_by_test_id("todo-view")).to_be_hidden()
     assert await tab.page.evaluate("sessionStorage.getItem('todo.refresh_token')") is None

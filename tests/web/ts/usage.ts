@@ -131,7 +131,8 @@ async function writes(): Promise<void> {
   const all: TodoItem[] = await client.refresh();
   const confirmed: Todo[] = client.confirmedTodos;
   const rev: number | null = client.rev;
-  void [all, confirmed, rev];
+  const retried: boolean = client.reconnectNow(); // "Retry now" while reconnecting
+  void [all, confirmed, rev, retried];
 }
 
 function errors(error: TodoApiError): string {

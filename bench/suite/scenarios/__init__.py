@@ -1,0 +1,1 @@
+"""One module a scenario; each exposes `KEY`, `TITLE`, `steps(profile)` and `run(ctx)`."""
