@@ -1,13 +1,17 @@
 """Tortoise ORM set-up shared by the two services that own a database.
 
 `open_database` applies pending migrations, then opens the connection pool; `close_database`
-closes it. On PostgreSQL the migration step holds an advisory lock, so replicas starting
-together migrate once and the others wait for it.
+closes it. The migration step holds a lock (PostgreSQL: an advisory lock; SQLite: a lock
+file beside the database), so replicas or workers starting together migrate once and the
+others wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import logging
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -53,9 +57,25 @@ def _is_postgres(config: dict[str, Any]) -> bool:
     return "asyncpg" in config["connections"]["default"]["engine"]
 
 
+async def _migrate_under_file_lock(config: dict[str, Any]) -> None:
+    """SQLite: workers of one host starting together take turns on a lock file beside the
+    database (`flock`, released by the kernel if a process dies), so one migrates and the
+    others then find nothing to do."""
+    file_path = config["connections"]["default"]["credentials"]["file_path"]
+    if file_path == ":memory:":
+        await migrate(config=config)
+        return
+    lock = os.open(f"{file_path}.migrate-lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        await migrate(config=config)
+    finally:
+        os.close(lock)  # releases the lock
+
+
 async def _migrate_under_lock(config: dict[str, Any], app_label: str) -> None:
     if not _is_postgres(config):
-        await migrate(config=config)
+        await _migrate_under_file_lock(config)
         return
     import asyncpg
 

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support import REPO_ROOT, free_port, new_jwt_secret
+from tests.support import REPO_ROOT, ServiceProcess, free_port, new_jwt_secret
 
 
 def run_auth_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -64,3 +65,22 @@ def test_bad_settings_exit_with_one_line(
     assert "Traceback" not in result.stdout + result.stderr
     # The secret is never echoed back.
     assert env.get("JWT_SECRET", "\0") not in result.stderr
+
+
+def test_two_workers_on_one_new_sqlite_file_migrate_once_and_serve(
+    jwt_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Both workers start together on a file with no tables: one migrates (under the lock
+    file), the other waits and finds nothing left to do; the service then works."""
+    env = {**jwt_env, "AUTH_DB_URL": f"sqlite://{tmp_path / 'auth.sqlite3'}"}
+    server = ServiceProcess("auth_service", env, tmp_path)
+    server.extra_args = ["--workers", "2"]
+    try:
+        server.start(timeout=60)
+        user = {"username": "two_workers", "password": "a long enough password"}
+        assert httpx.post(f"{server.url}/auth/register", json=user, timeout=30).status_code == 201
+        login = httpx.post(f"{server.url}/auth/login", data=user, timeout=30)
+        assert login.status_code == 200, login.text
+        assert "already exists" not in server.logs()
+    finally:
+        server.stop()
