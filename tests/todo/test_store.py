@@ -5,6 +5,7 @@ alone (its revision too), and revisions stay consecutive."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import orjson
 import pytest
 
 from shared.database import close_database, open_database, tortoise_config
+from todo_ws_service import store_sqlite
 from todo_ws_service.idempotency import KeyReused, key_for
 from todo_ws_service.store import NotFound, Retention, TodoStore, VersionConflict, open_store
 from todo_ws_service.store_sqlite import SqliteTodoStore
@@ -156,3 +158,48 @@ async def test_a_repeated_write_whose_todo_moved_on_replays_its_first_answer(
     with pytest.raises(NotFound):
         await store.delete(7, todo["id"], None, key_for("new", "delete_todo", todo["id"], None))
     assert (await listed(store, 7))[0] == 3, "no repeat took a revision"
+
+
+async def test_the_wal_starts_over_under_steady_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint beside steady writes never copies the whole WAL, and SQLite only starts
+    a WAL over once one has: the file grew for as long as writes kept coming (80 MB a
+    second at full speed). It must start over (and be cut back to its limit) while the
+    writes go on, and every acknowledged write must be in the database."""
+    monkeypatch.setattr(store_sqlite, "CHECKPOINT_INTERVAL", 0.1)
+    monkeypatch.setattr(store_sqlite, "WAL_SIZE_LIMIT", 64 * 1024)
+    path = tmp_path / "steady.sqlite3"
+    wal = tmp_path / "steady.sqlite3-wal"
+    config = tortoise_config(f"sqlite://{path}", "todo_ws_service")
+    await open_database(config)
+    store = open_store(config, Retention())
+    await store.start()
+    sizes: list[int] = []
+    kept: list[str] = []
+    stop = asyncio.get_running_loop().time() + 2.0
+
+    async def write(owner_id: int) -> None:
+        n = 0
+        while asyncio.get_running_loop().time() < stop:
+            gone = data(await store.create(owner_id, "gone", None, False))
+            await store.delete(owner_id, gone["id"])
+            if n % 50 == 0:
+                kept.append(
+                    data(await store.create(owner_id, f"{owner_id}-{n}", None, False))["title"]
+                )
+            n += 1
+
+    async def watch() -> None:
+        while asyncio.get_running_loop().time() < stop:
+            sizes.append(wal.stat().st_size)
+            await asyncio.sleep(0.02)
+
+    try:
+        await asyncio.gather(*(write(owner_id) for owner_id in range(8)), watch())
+    finally:
+        await store.close()
+        await close_database()
+    shrunk = sum(1 for before, after in itertools.pairwise(sizes) if after < before)
+    assert shrunk >= 3, f"the WAL never started over: sizes {sizes[::10]}"
+    assert kept and set(kept) <= set(committed_titles(path)), "an acknowledged write is missing"
