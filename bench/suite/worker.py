@@ -112,9 +112,18 @@ async def crud_close(state: State) -> Json:
 
 
 async def connect_loop(
-    state: State, urls: list[str], concurrency: int, start: float, stop: float
+    state: State,
+    urls: list[str],
+    concurrency: int,
+    start: float,
+    stop: float,
+    greet: str | None = None,
 ) -> Json:
-    """`concurrency` loops of: connect, read the first message, close; measured in a window."""
+    """`concurrency` loops of: connect, read the first message, close; measured in a window.
+
+    With `greet` (the echo server, which sends nothing first), the client sends it once
+    connected and the first message must be that text coming back."""
+    hello = greet.encode() if greet is not None else None
     latencies: list[float] = []
     errors = Counter[str]()
     cpu: list[float] = []
@@ -129,13 +138,19 @@ async def connect_loop(
             began = time.monotonic()
             try:
                 sock = await connect(Socket, url)
+                if hello is not None:
+                    sock.send(hello)
                 first = await sock.receive(10)
             except Exception as exc:
                 errors[type(exc).__name__] += 1
                 await asyncio.sleep(0.01)
                 continue
             done = time.monotonic()
-            if not first.startswith(b'{"type":"todos_list"') and b'"todos_list"' not in first:
+            if hello is not None:
+                expected = first == hello
+            else:
+                expected = first.startswith(b'{"type":"todos_list"') or b'"todos_list"' in first
+            if not expected:
                 errors["unexpected first message"] += 1
             elif start <= done <= stop:  # completed in the window (slow ones count too)
                 latencies.append(done - began)

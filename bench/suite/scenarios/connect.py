@@ -3,6 +3,12 @@
 Closed loops of: open a socket with a token, wait for the first message (the token is
 verified, the user's list of 10 todos read and sent), close; directly, through the gateway
 and through nginx. Connections a second and the p50/p99 of that whole sequence.
+
+The reference: the same loop on the bare Sanic echo server (which sends nothing first:
+the client sends a short text once connected and waits for it to come back), directly,
+through nginx and through the gateway. That is what a connection costs before the
+service does anything of its own: Sanic's HTTP and WebSocket handshake, one message, the
+close.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ TITLE = "Connect + auth + first list"
 USERS = 256
 TODOS = 10
 CONCURRENCY = 8  # connect loops per load generator process
+GREETING = '{"hello":"echo"}'  # what the echo paths send and wait for
 
 
 def steps(profile: Profile, keys: set[str]) -> int:
-    return 4
+    return 7
 
 
 async def run_sections(ctx: Context, keys: set[str]) -> list[Section]:
@@ -39,23 +46,33 @@ async def run_sections(ctx: Context, keys: set[str]) -> list[Section]:
         ["path", "connections/s", "p50 ms", "p99 ms", "server CPU us/connection", "errors"],
     )
     with servers(ctx.tmp) as started:
-        display.step("seeding, starting todo, gateway, nginx")
+        display.step("seeding, starting echo, todo, gateways, nginx")
         ids = ctx.users.take(USERS)
+        echo = started.echo(name="echo-connect")
+        echo_gateway = started.gateway(echo.url, name="gateway-connect-echo")
         todo, _ = start_seeded_todo(started, "todo-connect", ids, TODOS)
         gateway = started.gateway(todo.url, name="gateway-connect")
-        nginx = Nginx(ctx.tmp, [f"127.0.0.1:{todo.port}"])
+        nginx = Nginx(ctx.tmp, [f"127.0.0.1:{echo.port}", f"127.0.0.1:{todo.port}"])
         started.track(nginx)
         nginx.start()
-        assert todo.proc and gateway.proc
+        assert echo.proc and echo_gateway.proc and todo.proc and gateway.proc
         tokens = mint_tokens(started.secret, ids)
-        paths = [
-            ("todo", todo.url, [todo.proc.pid]),
-            ("todo via gateway", gateway.url, [gateway.proc.pid, todo.proc.pid]),
-            ("todo via nginx", nginx.url(), [nginx.pgid, todo.proc.pid]),
+        paths: list[tuple[str, str, list[int], str | None]] = [
+            ("echo", echo.url, [echo.proc.pid], GREETING),
+            ("echo via nginx", nginx.url(0), [nginx.pgid, echo.proc.pid], GREETING),
+            (
+                "echo via gateway",
+                echo_gateway.url,
+                [echo_gateway.proc.pid, echo.proc.pid],
+                GREETING,
+            ),
+            ("todo", todo.url, [todo.proc.pid], None),
+            ("todo via gateway", gateway.url, [gateway.proc.pid, todo.proc.pid], None),
+            ("todo via nginx", nginx.url(1), [nginx.pgid, todo.proc.pid], None),
         ]
         display.advance()
         async with Clients(profile.clients, ctx.client_log) as clients:
-            for name, base, pgids in paths:
+            for name, base, pgids, greet in paths:
                 display.step(name)
                 urls = socket_urls(base, tokens, USERS)
                 start = time.monotonic() + profile.warmup
@@ -64,7 +81,13 @@ async def run_sections(ctx: Context, keys: set[str]) -> list[Section]:
                     clients.each(
                         "connect_loop",
                         [
-                            {"urls": u, "concurrency": CONCURRENCY, "start": start, "stop": stop}
+                            {
+                                "urls": u,
+                                "concurrency": CONCURRENCY,
+                                "start": start,
+                                "stop": stop,
+                                "greet": greet,
+                            }
                             for u in clients.split(urls)
                         ],
                     ),
