@@ -9,6 +9,13 @@ the socket's assembler and reading side:
   read holds (text, binary and continuation frames, nothing to send back). Anything else
   (a ping to answer, a close, a frame too large) takes Sanic's path, as do the reads after
   it until it is done, so frames keep their order.
+- The usual read, exactly one masked, final text frame of valid UTF-8 (a client's
+  request), is unmasked and decoded here without websockets' parser, whose generators
+  cost about a tenth of a message. Only while that parser waits between two frames with
+  nothing buffered (it is then suspended in its reader's `at_eof`: checked, not assumed,
+  so a websockets release that parses differently only turns this off), no fragmented
+  message is under way, the socket is open and the frame is within the size limit.
+  Anything else goes to the parser, which says what is wrong with it.
 - A complete message goes on a queue; `receive()` returns the next one, waiting only when
   there is none. At `PAUSE_AT` queued messages the socket stops reading (TCP pushes back
   on the client) until the loop has taken half of them.
@@ -30,6 +37,12 @@ from sanic.exceptions import WebsocketClosed
 from sanic.server.websockets.impl import WebsocketImplProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
+from websockets.streams import StreamReader
+
+try:  # websockets' C helper (its wheels ship it); the pure-Python one otherwise
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover
+    from websockets.utils import apply_mask
 
 CLOSE_INVALID_DATA = 1007
 # A lone surrogate: no text frame can decode to it, and it is not JSON (so the receive
@@ -39,6 +52,10 @@ INVALID_UTF8: Final = "\ud800 invalid UTF-8"
 PAUSE_AT = 8
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+_FIN_TEXT = 0x81  # FIN, no RSV bits (no extension is negotiated), opcode 1
+_MASKED = 0x80
+# Where websockets' parser waits when it stands between two frames with nothing buffered.
+_BETWEEN_FRAMES = StreamReader.at_eof.__code__
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
 
@@ -50,6 +67,7 @@ class Inbox:
         "_decoder",
         "_discarding",
         "_ended",
+        "_max_size",
         "_messages",
         "_paused",
         "_slow_reads",
@@ -67,6 +85,8 @@ class Inbox:
         self._ended = False
         self._paused = False
         self._slow_reads = 0  # reads on Sanic's path that are not processed yet
+        sizes = (ws.ws_proto.max_message_size, ws.ws_proto.max_fragment_size)
+        self._max_size = min((size for size in sizes if size is not None), default=1 << 62)
 
     @classmethod
     def attach(cls, ws: WebsocketImplProtocol) -> Inbox:
@@ -132,6 +152,8 @@ class Inbox:
         if self._slow_reads:
             self._slow(data)
             return
+        if self._take_text_frame(data):
+            return
         proto = ws.ws_proto
         proto.receive_data(data)
         to_send = proto.data_to_send()
@@ -141,6 +163,37 @@ class Inbox:
             return
         for frame in events:
             self._put(frame)  # type: ignore[arg-type]
+
+    def _take_text_frame(self, data: bytes) -> bool:
+        """Queue `data` if it is exactly one masked, final text frame of valid UTF-8 that
+        websockets' parser would take as it stands; False: the parser must see it."""
+        size = len(data)
+        if size < 6 or data[0] != _FIN_TEXT:
+            return False
+        second = data[1]
+        length = second & 0x7F
+        if not second & _MASKED or length == 127:
+            return False
+        header = 6
+        if length == 126:
+            header = 8
+            length = int.from_bytes(data[2:4], "big")
+        proto = self._ws.ws_proto
+        if (
+            header + length != size
+            or length > self._max_size
+            or proto.state is not State.OPEN
+            or proto.current_size is not None  # a fragmented message is under way
+            or proto.reader.buffer
+            or not _between_frames(proto.parser)
+        ):
+            return False
+        try:
+            text = apply_mask(data[header:], data[header - 4 : header]).decode()
+        except UnicodeDecodeError:
+            return False  # the parser's path closes with 1007
+        self._queue(text)
+        return True
 
     def _slow(
         self,
@@ -207,3 +260,11 @@ class Inbox:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _between_frames(parser: Any) -> bool:
+    """Whether websockets' parser (a chain of generators) waits for a frame's first byte."""
+    waiting = parser
+    while (inner := getattr(waiting, "gi_yieldfrom", None)) is not None:
+        waiting = inner
+    return getattr(waiting, "gi_code", None) is _BETWEEN_FRAMES

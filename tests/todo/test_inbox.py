@@ -1,9 +1,13 @@
 """The socket's own receive path (`todo_ws_service/inbox.py`): frames of one TCP read are
 handed to the receive loop without Sanic's per-message task; a read that holds a control
 frame goes Sanic's way. Either way every message is answered once, in the order it was sent.
+A read of exactly one text frame skips websockets' parser only when that parser stands
+between two frames.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import orjson
 
@@ -93,5 +97,32 @@ async def test_replies_of_every_frame_length_arrive_whole(
         message = orjson.loads(reply.payload)
         assert message["request_id"] == "all" and len(message["data"]) == 40
         assert min(sizes) < 126 and any(126 <= s < 65536 for s in sizes) and max(sizes) >= 65536
+    finally:
+        await raw.close()
+
+
+async def test_a_read_that_looks_like_a_frame_inside_a_payload_is_payload(
+    todo_server: ServiceProcess, tokens: Tokens
+) -> None:
+    """A frame's header in one read, its payload in the next: that payload is exactly a
+    valid request frame, but the parser is waiting for payload bytes, so it must be taken
+    as such (a binary message that is not JSON), and the socket must stay in step."""
+    inner = frame(request("inner"))
+    assert len(inner) < 126
+    header = bytes([0x80 | OP_BINARY, 0x80 | len(inner)])
+    header += bytes(4)  # a zero mask: the payload goes on the wire as it is
+    raw = await RawSocket.connect(todo_server.port, tokens.valid(new_user_id()))
+    try:
+        await raw.recv_frame()
+        await raw.send_raw(frame(request("whole")))  # the usual read: one whole frame
+        assert orjson.loads((await raw.recv_frame()).payload)["request_id"] == "whole"
+        await raw.send_raw(header)
+        await asyncio.sleep(0.2)  # its own TCP read
+        await raw.send_raw(inner)
+        reply = orjson.loads((await raw.recv_frame()).payload)
+        assert reply["type"] == "error" and reply["code"] == "invalid_json", reply
+        await raw.send_raw(frame(request("after")))
+        reply = orjson.loads((await raw.recv_frame()).payload)
+        assert reply["type"] == "todos_list" and reply["request_id"] == "after", reply
     finally:
         await raw.close()
