@@ -31,8 +31,8 @@ import orjson
 
 from todo_ws_service import idempotency, revisions
 from todo_ws_service.idempotency import Key
-from todo_ws_service.list_cache import ListCache
-from todo_ws_service.sql import Tx
+from todo_ws_service.live_lists import LiveLists, list_frame
+from todo_ws_service.sql import Tx, Values
 from todo_ws_service.store_types import (
     COLUMNS,
     Change,
@@ -87,7 +87,7 @@ class TodoStore(ABC):
     def __init__(self, retention: Retention, max_todos: int = 0) -> None:
         self.retention = retention
         self.max_todos = max_todos  # per user; 0: no limit
-        self._lists = ListCache()
+        self._lists = LiveLists()
         self._counts = TodoCounts()
         self._update_sql: dict[tuple[tuple[str, ...], bool], str] = {}
         self._purger: asyncio.Task[None] | None = None
@@ -150,13 +150,12 @@ class TodoStore(ABC):
         return await self._snapshot(read)
 
     async def _list_frame(self, tx: Tx, owner_id: int, rev: int) -> str:
-        """The list at `rev` (read in the same snapshot): kept from before, or read now."""
-        frame = self._lists.get(owner_id, rev)
+        """The list at `rev` (read in the same snapshot): kept up to date, or read now."""
+        frame = self._lists.frame(owner_id, rev)
         if frame is None:
             todos = await self._todos_json(tx, owner_id)
-            # The same text as encoding {"type", "data", "rev"}, without decoding `todos`.
-            frame = f'{{"type":"todos_list","data":{todos},"rev":{rev}}}'
-            self._lists.put(owner_id, rev, frame)
+            frame = list_frame(todos, rev)
+            self._lists.keep(owner_id, rev, todos)
         return frame
 
     async def _todos_json(self, tx: Tx, owner_id: int) -> str:
@@ -183,10 +182,9 @@ class TodoStore(ABC):
             stamp = self._timestamp()
             row = await tx.one(_INSERT, owner_id, title, description, completed, stamp, stamp, rev)
             assert row is not None
-            event = {"type": "todo_created", "rev": rev, "data": as_todo(row)}
-            return await self._finish_change(tx, owner_id, key, rev, event, now)
+            return await self._finish_change(tx, owner_id, key, rev, "todo_created", row, now)
 
-        change = await self._write(write, key is not None)
+        change = await self._write(owner_id, write, key is not None)
         if self.max_todos and not change.replayed:
             self._counts.note(owner_id, change.rev, had + 1)
         return change
@@ -212,10 +210,9 @@ class TodoStore(ABC):
             if row is None:
                 await self._refuse(tx, owner_id, todo_id, key, now)
             assert row is not None
-            event = {"type": "todo_updated", "rev": rev, "data": as_todo(row)}
-            return await self._finish_change(tx, owner_id, key, rev, event, now)
+            return await self._finish_change(tx, owner_id, key, rev, "todo_updated", row, now)
 
-        change = await self._write(write, key is not None)
+        change = await self._write(owner_id, write, key is not None)
         if self.max_todos and not change.replayed:
             self._counts.moved(owner_id, change.rev, 0)
         return change
@@ -231,21 +228,24 @@ class TodoStore(ABC):
             if await tx.one(sql, *params) is None:
                 await self._refuse(tx, owner_id, todo_id, key, now)
             await revisions.remember_deletion(tx, owner_id, todo_id, rev, now)
-            event = {"type": "todo_deleted", "rev": rev, "data": {"todo_id": todo_id}}
-            return await self._finish_change(tx, owner_id, key, rev, event, now)
+            return await self._finish_change(tx, owner_id, key, rev, "todo_deleted", todo_id, now)
 
-        change = await self._write(write, key is not None)
+        change = await self._write(owner_id, write, key is not None)
         if self.max_todos and not change.replayed:
             self._counts.moved(owner_id, change.rev, -1)
         return change
 
-    async def _write(self, work: Callable[[Tx], Awaitable[Change]], keyed: bool) -> Change:
+    async def _write(
+        self, owner_id: int, work: Callable[[Tx], Awaitable[Change]], keyed: bool
+    ) -> Change:
         try:
-            return await self._transaction(work, keyed)
+            change = await self._transaction(work, keyed)
         except idempotency.Replayed as repeat:
             # Rolled back: the repeat changed nothing. Its answer is the first one.
             rev = orjson.loads(repeat.reply)["rev"]
             return Change(rev, repeat.reply, replayed=True)
+        self._lists.apply(owner_id, change)  # committed
+        return change
 
     async def _begin_change(self, tx: Tx, owner_id: int, key: Key | None) -> tuple[int, float]:
         # The revision first: on PostgreSQL its row lock orders this user's writes, key
@@ -253,13 +253,29 @@ class TodoStore(ABC):
         return await self._next_rev(tx, owner_id), time.time()
 
     async def _finish_change(
-        self, tx: Tx, owner_id: int, key: Key | None, rev: int, event: dict[str, Any], now: float
+        self,
+        tx: Tx,
+        owner_id: int,
+        key: Key | None,
+        rev: int,
+        kind: str,
+        changed: Values | int,
+        now: float,
     ) -> Change:
-        encoded = encode(event)
+        """The change's event (`changed`: the todo's row, or a deleted todo's id), stored
+        under its idempotency key if it has one."""
+        if isinstance(changed, int):
+            todo_id, todo = changed, None
+            data = f'{{"todo_id":{todo_id}}}'
+        else:
+            as_json = encode(as_todo(changed))
+            todo_id, todo, data = changed[0], as_json, as_json
+        # The same text as encoding {"type", "rev", "data"}; the todo's JSON is kept too.
+        encoded = f'{{"type":"{kind}","rev":{rev},"data":{data}}}'
         if key is not None:
             ttl = self.retention.idempotency_ttl
             await idempotency.remember(tx, owner_id, key, encoded, now, ttl)
-        return Change(rev, encoded)
+        return Change(rev, encoded, todo_id=todo_id, todo=todo)
 
     async def _refuse(
         self, tx: Tx, owner_id: int, todo_id: int, key: Key | None, now: float

@@ -34,6 +34,8 @@ class Change:
     rev: int
     event: str  # the encoded event, without any request_id
     replayed: bool = False  # True: an idempotent repeat; nothing was written or sent
+    todo_id: int = 0  # the todo changed
+    todo: str | None = None  # its JSON after a create or update; None after a delete
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ sockets within the rate limit, must not take the event loop from everyone else.
 Before the fix each list cost ~15-55 ms of loop time (read, build, encode), and four
 sockets asking 30 times a second pushed another user's round trip from ~1 ms to hundreds.
 Now a list is charged to the rate limiter by its size (one token per 64 KiB) and a large
-list is encoded once per revision of its user (`list_cache.py`). The test measures another
+list is kept up to date in memory (`live_lists.py`). The test measures another
 user's round trip while the heavy user hammers: the median of many probes, against a bound
 generous enough for a loaded 2-core machine and still far below what the finding saw.
 """

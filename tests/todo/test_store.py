@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -203,3 +204,45 @@ async def test_the_wal_starts_over_under_steady_writes(
     shrunk = sum(1 for before, after in itertools.pairwise(sizes) if after < before)
     assert shrunk >= 3, f"the WAL never started over: sizes {sizes[::10]}"
     assert kept and set(kept) <= set(committed_titles(path)), "an acknowledged write is missing"
+
+
+async def test_lists_kept_in_memory_match_the_database_after_any_writes(
+    store: TodoStore, tmp_path: Path
+) -> None:
+    """`live_lists.py` keeps each user's list up to date from committed changes. After
+    every round of random writes (batched together, some refused, some keyed repeats),
+    the list the store sends must be what a fresh read of the file gives."""
+    rng = random.Random(11)
+    path = tmp_path / "store.sqlite3"
+
+    def from_file(owner_id: int) -> list[dict]:  # type: ignore[type-arg]
+        with sqlite3.connect(path) as db:
+            (text,) = db.execute(store_sqlite._TODOS_JSON, (owner_id,)).fetchone()
+        return orjson.loads(text)  # type: ignore[no-any-return]
+
+    ids: dict[int, list[int]] = {7: [], 8: []}
+    for round_ in range(40):
+        writes = []
+        for _ in range(rng.randrange(1, 8)):
+            owner_id = rng.choice((7, 8))
+            known = ids[owner_id]
+            kind = rng.random()
+            if kind < 0.4 or not known:
+                key = key_for(f"k{rng.randrange(5)}", "create_todo", None, {"title": "x"})
+                writes.append(store.create(owner_id, "x", None, False, key if kind < 0.1 else None))
+            elif kind < 0.7:
+                todo_id = rng.choice([*known, 999_999])  # sometimes not found
+                writes.append(store.update(owner_id, todo_id, {"title": f"r{round_}"}))
+            else:
+                writes.append(store.delete(owner_id, rng.choice(known)))
+        for result in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(result, BaseException):
+                assert isinstance(result, NotFound | KeyReused), result
+                continue
+            message = orjson.loads(result.event)
+            if message["type"] == "todo_created":
+                ids[message["data"]["owner_id"]].append(message["data"]["id"])
+        for owner_id in ids:
+            _, todos = await listed(store, owner_id)
+            assert todos == from_file(owner_id), f"round {round_}, user {owner_id}"
+            ids[owner_id] = [todo["id"] for todo in todos]
