@@ -140,10 +140,16 @@ class Tunnel(asyncio.Protocol):
         if to_skip >= 0:
             self.to_skip = to_skip  # still inside one frame's payload
             return
-        if to_skip == -size and size > 1 and not self.partial_header:
-            length = data[1]
-            if length < 126 and length + 2 == size:
-                # The usual read: exactly one small unmasked frame, header included.
+        if to_skip == -size and size > 3 and not self.partial_header:
+            # The usual read: exactly one unmasked frame of under 64 KiB, header included.
+            second = data[1]  # a mask bit (which a server must not set) makes it > 127
+            if second < 126:
+                length = 2 + second
+            elif second == 126:
+                length = 4 + (data[2] << 8 | data[3])
+            else:
+                length = 0  # 64-bit length, or masked: the general walk
+            if length == size:
                 if data[0] & 0x0F == OPCODE_CLOSE:
                     self.upstream_closed_cleanly = True
                 return
