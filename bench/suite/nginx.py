@@ -67,10 +67,11 @@ def nginx_binary() -> str:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise RuntimeError("nginx is not installed (apt-get install nginx)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "nginx"], check=True, env=env, capture_output=True
-    )
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx"]):
+        done = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
+        if done.returncode != 0:  # e.g. another apt-get holds the lock
+            said = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"could not install nginx: `{' '.join(command)}` said: {said}")
     # Debian's package may start its own daemon (port 80); ours runs on free ports only.
     subprocess.run(["service", "nginx", "stop"], check=False, capture_output=True)
     return shutil.which("nginx") or "/usr/sbin/nginx"

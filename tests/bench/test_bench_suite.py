@@ -65,3 +65,34 @@ def test_quick_crud_run_writes_report_and_plot(tmp_path: Path) -> None:
 
     plot = (tmp_path / "benchmarks.png").read_bytes()
     assert plot.startswith(b"\x89PNG\r\n\x1a\n") and len(plot) > 10_000
+
+
+def test_quick_connect_and_metrics_runs_report_floors_and_a_profile(tmp_path: Path) -> None:
+    """The connect scenario's echo reference rows, and the metrics scenario's profile (py-spy
+    attached to the running worker), come out with numbers in them."""
+    if importlib.util.find_spec("picows") is None or shutil.which("nginx") is None:
+        reason = "not installed: picows or nginx"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    done = subprocess.run(
+        [
+            *(sys.executable, "bench/run.py", "--quick", "--only", "connect,metrics"),
+            *("--seconds", "1.5", "--clients", "1", "--out", str(tmp_path)),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = (tmp_path / "benchmarks.md").read_text()
+    for path in ("echo", "echo via nginx", "echo via gateway", "todo", "todo via gateway"):
+        row = re.search(rf"^\| {re.escape(path)} \| ([\d,]+) \| .* \| (\d+) \|$", report, re.M)
+        assert row, f"no connect row for {path}"
+        assert int(row.group(1).replace(",", "")) > 0 and row.group(2) == "0", row.group(0)
+    profiled = re.search(r"^\| [\d,]+ \| \d+ \| ([\d,]+) \| ([\d.]+)% \| [\d.]+ \|$", report, re.M)
+    assert profiled, "no profile row in the metrics section"
+    assert int(profiled.group(1).replace(",", "")) >= 100, "py-spy took too few samples"
+    assert re.search(r"metrics cost on todo CRUD \(share of samples\) \| < 5 % \| [\d.]+ %", report)
