@@ -80,9 +80,8 @@ async def proxy_websocket(
     )
     metrics.tunnels_opened.inc()
     metrics.tunnels_open.inc()
-    client.write(outcome.response_head)
     early = bytes(outcome.handshake.early)
-    tunnel.start(max_buffered, client_bound=early, upstream_bound=pipelined)
+    tunnel.start(max_buffered, outcome.response_head, early, pipelined)
     if outcome.handshake.lost:  # the upstream closed before the tunnel took it over
         tunnel.connection_lost(None)
     access_logger.info(

@@ -114,8 +114,12 @@ class Tunnel(asyncio.Protocol):
         self.shutting_down = False
         self.outcome = ""
 
-    def start(self, max_buffered: int, client_bound: bytes, upstream_bound: bytes) -> None:
-        """Become both connections' protocol and send what each side sent early."""
+    def start(
+        self, max_buffered: int, response_head: bytes, client_bound: bytes, upstream_bound: bytes
+    ) -> None:
+        """Become both connections' protocol, send the client the upstream's `101` (with
+        whatever followed it: often the first frame, in one write), and the upstream what
+        the client sent early."""
         client_side = ClientSide(self)
         self.client.set_protocol(client_side)
         self.upstream.set_protocol(self)
@@ -125,8 +129,8 @@ class Tunnel(asyncio.Protocol):
                 transport.set_write_buffer_limits(high=max_buffered, low=max_buffered // 4)
         if upstream_bound and not self.upstream.is_closing():
             self.upstream.write(upstream_bound)
-        if client_bound:
-            self.data_received(client_bound)
+        self.client.write(response_head + client_bound)
+        self._follow(client_bound)
         self.client.resume_reading()  # Sanic may have paused it while reading the head
         logger.debug("websocket %s: tunnel open", redact(self.path))
 
@@ -135,6 +139,10 @@ class Tunnel(asyncio.Protocol):
         if self.shutting_down:
             return  # the client has been sent its close frame: nothing may follow it
         self.client.write(data)
+        self._follow(data)
+
+    def _follow(self, data: bytes) -> None:
+        """Follow the frame headers of `data`, just written to the client."""
         size = len(data)
         to_skip = self.to_skip - size
         if to_skip >= 0:

@@ -19,8 +19,8 @@ import pytest
 from tests.support import IN_CI, REPO_ROOT
 
 
-def test_quick_crud_run_writes_report_and_plot(tmp_path: Path) -> None:
-    # scripts/test.sh installs all of these; outside CI a partial setup skips instead.
+def require_the_suites_tools() -> None:
+    """scripts/test.sh installs all of these; outside CI a partial setup skips instead."""
     missing = [m for m in ("picows", "matplotlib") if importlib.util.find_spec(m) is None]
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         missing.append("nginx")
@@ -29,31 +29,27 @@ def test_quick_crud_run_writes_report_and_plot(tmp_path: Path) -> None:
         if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+def run_suite(out: Path, *args: str, timeout: float) -> str:
+    """bench/run.py --quick with `args`, writing into `out`; the report it wrote."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "bench/run.py",
-            "--quick",
-            "--only",
-            "crud",
-            "--sockets",
-            "1,4",
-            "--seconds",
-            "0.5",
-            "--clients",
-            "1",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, "bench/run.py", "--quick", *args, "--clients", "1", "--out", str(out)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return (out / "benchmarks.md").read_text()
 
-    report = (tmp_path / "benchmarks.md").read_text()
+
+def test_quick_crud_run_writes_report_and_plot(tmp_path: Path) -> None:
+    require_the_suites_tools()
+    report = run_suite(
+        tmp_path, "--only", "crud", "--sockets", "1,4", "--seconds", "0.5", timeout=100
+    )
     assert "## Targets" in report
     assert "AMD" in report or "Intel" in report or "CPU:" in report
     # Every series of the sweep has a throughput figure, and it is not zero.
@@ -70,24 +66,8 @@ def test_quick_crud_run_writes_report_and_plot(tmp_path: Path) -> None:
 def test_quick_connect_and_metrics_runs_report_floors_and_a_profile(tmp_path: Path) -> None:
     """The connect scenario's echo reference rows, and the metrics scenario's profile (py-spy
     attached to the running worker), come out with numbers in them."""
-    if importlib.util.find_spec("picows") is None or shutil.which("nginx") is None:
-        reason = "not installed: picows or nginx"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    done = subprocess.run(
-        [
-            *(sys.executable, "bench/run.py", "--quick", "--only", "connect,metrics"),
-            *("--seconds", "1.5", "--clients", "1", "--out", str(tmp_path)),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = (tmp_path / "benchmarks.md").read_text()
+    require_the_suites_tools()
+    report = run_suite(tmp_path, "--only", "connect,metrics", "--seconds", "1.5", timeout=150)
     for path in ("echo", "echo via nginx", "echo via gateway", "todo", "todo via gateway"):
         row = re.search(rf"^\| {re.escape(path)} \| ([\d,]+) \| .* \| (\d+) \|$", report, re.M)
         assert row, f"no connect row for {path}"
