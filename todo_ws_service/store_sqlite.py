@@ -164,7 +164,7 @@ class SqliteTodoStore(TodoStore):
         return future
 
     def _commit_pending(self) -> None:
-        if self._holding:
+        if self._holding or not self._pending:
             return  # the checkpoint commits what waits when it is done
         batch, self._pending = self._pending, []
         if len(self._revs) > REVISION_CACHE_MAX:
