@@ -36,6 +36,7 @@ from websockets.asyncio.client import connect
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.suite import procstat, sampling  # noqa: E402
 from shared.settings import JwtSettings  # noqa: E402
 from shared.tokens import AccessTokenCodec  # noqa: E402
 from tests.support import free_port  # noqa: E402
@@ -105,20 +106,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def group_cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
-    """User+system CPU of the server's worker processes (children of its main process)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields[2] is the process group, [11]/[12] utime/stime (after the "(comm)").
-        if int(fields[2]) == proc.pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    """User+system CPU of the server's processes (its own session: the group is its pid)."""
+    return procstat.group_cpu_seconds(proc.pid)
 
 
 async def closed_loop(
@@ -191,45 +180,22 @@ class Target:
     keys: bool = False
 
 
-def group_pids(proc: subprocess.Popen[bytes]) -> list[int]:
-    """The processes of the server's process group (its main process and the worker)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == proc.pid:
-                pids.append(int(entry.name))
-    return pids
-
-
-def start_profile(
-    proc: subprocess.Popen[bytes], seconds: float, out: Path
-) -> subprocess.Popen[bytes]:
-    """py-spy on the server's worker (the newest process of its group) for `seconds`:
-    collapsed stacks (`--format raw`), one line per stack with its sample count."""
-    worker = max(group_pids(proc))
-    cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker)]
-    cmd += ["--rate", "250", "--nonblocking", "--format", "raw", "--output", str(out)]
-    cmd += ["--duration", str(max(1, int(seconds)))]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 async def run_load(target: Target, seconds: float, profile: Path | None = None) -> Result:
     latencies: list[float] = []
     counts = [0]
     urls, echo, keys, proc = target.urls, target.echo, target.keys, target.proc
     # Warm up (connections, SQLite pages, the statement caches), then measure.
     await asyncio.gather(*(closed_loop(u, echo, 1.0, [], [0], keys) for u in urls))
-    spy = start_profile(proc, seconds, profile) if profile is not None else None
+    # py-spy on the server's worker during the measured window (collapsed stacks in `profile`).
+    spy = None
+    if profile is not None:
+        spy = asyncio.create_task(sampling.sample(proc.pid, time.monotonic(), seconds, profile))
     cpu_before, client_before = group_cpu_seconds(proc), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(closed_loop(u, echo, seconds, latencies, counts, keys) for u in urls))
     elapsed = time.perf_counter() - started
     if spy is not None:
-        spy.wait()
+        await spy
     cpu = group_cpu_seconds(proc) - cpu_before
     client = time.process_time() - client_before
     return Result(target.name, counts[0], elapsed, latencies, cpu, client)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -48,3 +50,14 @@ def scrape(base_url: str) -> Scrape:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     return parse(response.text)
+
+
+def eventually(base_url: str, check: Callable[[Scrape], bool], within: float = 10.0) -> Scrape:
+    """Scrape until `check` holds (metrics are updated in the background), or `within`
+    seconds have passed; the last scrape either way, for the caller's assertion."""
+    deadline = time.monotonic() + within
+    while True:
+        found = scrape(base_url)
+        if check(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)

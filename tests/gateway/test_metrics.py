@@ -4,26 +4,15 @@ real gateway in front of a real todo service."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.scrape import Scrape, scrape
+from tests.scrape import eventually, scrape
 from tests.support import ServiceProcess, free_port
 from tests.todo.wsclient import Tokens, new_user_id, open_user_socket
-
-
-def eventually(server: ServiceProcess, check: Callable[[Scrape], bool]) -> Scrape:
-    deadline = time.monotonic() + 10
-    while True:
-        found = scrape(server.url)
-        if check(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 async def test_tunnels_opened_open_and_failed(
@@ -51,7 +40,7 @@ async def test_tunnels_opened_open_and_failed(
         assert both.value("gateway_ws_tunnels_open") == 2
         assert both.value("gateway_ws_tunnels_opened_total") == 2
         await first.close()
-        one = eventually(gateway, lambda s: s.value("gateway_ws_tunnels_open") == 1)
+        one = eventually(gateway.url, lambda s: s.value("gateway_ws_tunnels_open") == 1)
         assert one.value("gateway_ws_tunnels_open") == 1
 
         # A replica that answers the upgrade with an HTTP error: refused, passed on.
@@ -67,7 +56,7 @@ async def test_tunnels_opened_open_and_failed(
             await asyncio.wait_for(ws.recv(), 10)
         assert ws.close_code == 1014
 
-        after = eventually(gateway, lambda s: s.value("gateway_ws_tunnels_open") == 0)
+        after = eventually(gateway.url, lambda s: s.value("gateway_ws_tunnels_open") == 0)
         assert after.value("gateway_ws_tunnels_open") == 0
         assert after.value("gateway_ws_tunnels_opened_total") == 2
         assert after.value("gateway_ws_tunnel_failures_total", reason="refused") == 1

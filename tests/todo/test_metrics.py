@@ -4,14 +4,13 @@ counted on a real service from real sockets."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from tests.scrape import Scrape, scrape
+from tests.scrape import Scrape, eventually, scrape
 from tests.support import REDIS_URL, ServiceProcess, fanout_env
 from tests.todo.wsclient import Tokens, new_user_id, open_socket, open_user_socket
 
@@ -27,16 +26,6 @@ def todo(
     server = ServiceProcess("todo_ws_service", env, tmp_path, name="todo").start()
     yield server
     server.stop()
-
-
-def eventually(server: ServiceProcess, check: Callable[[Scrape], bool]) -> Scrape:
-    """Scrape until `check` holds (the fan-out publishes in the background), or 10 s."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = scrape(server.url)
-        if check(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 async def test_messages_by_action_and_outcome_with_latency(
@@ -67,7 +56,7 @@ async def test_messages_by_action_and_outcome_with_latency(
             "validation_error",
             "invalid_message",
         ]
-        during = eventually(todo, lambda s: s.value("todo_fanout_published_total") is not None)
+        during = eventually(todo.url, lambda s: s.value("todo_fanout_published_total") is not None)
         assert during.value("todo_ws_sockets_open") == 2
     finally:
         for s in (sock, other, refused):
@@ -78,7 +67,7 @@ async def test_messages_by_action_and_outcome_with_latency(
 
     # Each worker moves its message tallies into the metrics once a second.
     after = eventually(
-        todo,
+        todo.url,
         lambda s: (
             s.value("todo_ws_sockets_open") == 0
             and moved(s, "todo_ws_messages_total", action="unknown", outcome="invalid_message") == 1
@@ -111,7 +100,7 @@ async def test_messages_by_action_and_outcome_with_latency(
 async def test_fanout_counts_what_other_replicas_send_and_skips_garbage(
     todo: ServiceProcess, tokens: Tokens
 ) -> None:
-    before = eventually(todo, lambda s: s.value("todo_fanout_redis_subscribed") == 1)
+    before = eventually(todo.url, lambda s: s.value("todo_fanout_redis_subscribed") == 1)
     user = new_user_id()
     sock = await open_user_socket(todo, tokens, user)
     redis = Redis.from_url(REDIS_URL)
@@ -120,7 +109,7 @@ async def test_fanout_counts_what_other_replicas_send_and_skips_garbage(
         await redis.publish(channel, b"garbage")
         await redis.publish(channel, b"another-replica|R|")  # "resync your sockets"
         after = eventually(
-            todo,
+            todo.url,
             lambda s: (
                 (s.value("todo_fanout_malformed_total") or 0)
                 > (before.value("todo_fanout_malformed_total") or 0)
